@@ -454,5 +454,5 @@ def convpool_cnn_c(pretrained: bool = False, **kwargs: Any) -> AllConvNet:
 
 @register_model
 def all_cnn_c(pretrained: bool = False, **kwargs: Any) -> AllConvNet:
-    """All-CNN-C: Model C with each pool replaced by a 3x3 conv of stride 2 (arXiv:1412.6806, Table 2)."""
+    """All-CNN-C: Model C, each pool replaced by a 3x3 stride-2 conv (arXiv:1412.6806, Table 2)."""
     return _create_allconv("all_cnn_c", pretrained, **kwargs)

@@ -13,8 +13,10 @@ from allconv_zoo.models import (
     PRETRAINED_ARCHS,
     AllConvNet,
     InputTooSmallError,
+    PretrainedWeightsError,
     UnknownModelError,
     check_model_name,
+    count_macs,
 )
 
 __version__ = "0.1.0"
@@ -27,6 +29,8 @@ __all__ = [
     "PRETRAINED_ARCHS",
     "AllConvNet",
     "InputTooSmallError",
+    "PretrainedWeightsError",
     "UnknownModelError",
     "check_model_name",
+    "count_macs",
 ]

@@ -122,6 +122,8 @@ class InputTooSmallError(ValueError):
 class PretrainedWeightsError(RuntimeError):
     """Pretrained weights that could not be fetched, read or fitted to the model.
 
+    Raised by ``timm.create_model(..., pretrained=True)``; ``allconv_zoo.hub`` writes the message.
+
     Attributes:
         repo_id: the Hub repo the weights were asked from (None for a local file).
         file: the local weights file, when one was given.
@@ -430,118 +432,14 @@ def _create_allconv(variant: str, pretrained: bool = False, **kwargs: Any) -> Al
         return build_model_with_cfg(AllConvNet, variant, pretrained, **build_kwargs)
     try:
         return build_model_with_cfg(AllConvNet, variant, pretrained, **build_kwargs)
-    except _LOAD_ERRORS as err:
-        if isinstance(err, RuntimeError) and "state_dict" not in str(err):
-            raise  # a RuntimeError from somewhere other than load_state_dict
-        raise _pretrained_error(variant, kwargs, err) from err
+    except Exception as err:
+        # Imported here because allconv_zoo.hub imports this module.
+        from allconv_zoo.hub import pretrained_weights_error
 
-
-def _load_errors() -> tuple[type[BaseException], ...]:
-    # Imported here so that building untrained models needs neither package to be importable.
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-    from safetensors import SafetensorError
-
-    return (
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-        EntryNotFoundError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        HfHubHTTPError,
-        SafetensorError,
-        FileNotFoundError,
-        # load_state_dict reports missing, unexpected and wrongly shaped tensors this way
-        RuntimeError,
-    )
-
-
-_LOAD_ERRORS = _load_errors()
-
-
-def _pretrained_error(
-    variant: str, kwargs: dict[str, Any], err: BaseException
-) -> PretrainedWeightsError:
-    """Turn a failure inside timm's pretrained loading into a message that says what to do."""
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-    from safetensors import SafetensorError
-    from timm.models import resolve_pretrained_cfg
-
-    cfg = resolve_pretrained_cfg(
-        variant,
-        pretrained_cfg=kwargs.get("pretrained_cfg"),
-        pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
-    )
-    file = cfg.file or None
-    repo_id = None if file else cfg.hf_hub_id
-    where = f"local file {file!r}" if file else f"Hub repo {repo_id!r}"
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    untrained = f"or build it untrained with timm.create_model({variant!r}, pretrained=False)."
-    local = "pass pretrained_cfg_overlay=dict(file='path/to/model.safetensors') to load a copy"
-    cache = (
-        f"delete the cached copy (`hf cache delete`, or remove models--{str(repo_id).replace('/', '--')}"
-        " under the HF cache) and try again"
-    )
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if isinstance(err, RepositoryNotFoundError):
-        what = (
-            f"the repo does not exist at {endpoint} (or is private and your token cannot read it)."
-        )
-        todo = (
-            f"Check ALLCONV_HUB_NAMESPACE (now {HUB_NAMESPACE!r}) and HF_ENDPOINT, which must be "
-            f"set before timm is imported; {local}; {untrained}"
-        )
-    elif isinstance(err, RevisionNotFoundError):
-        what = f"the revision asked for does not exist at {endpoint}."
-        todo = f"Check the revision in the model name; {local}; {untrained}"
-    elif isinstance(err, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
-        what = f"the weights are not in the local cache and the Hub could not be reached ({first_line})."
-        todo = (
-            "Connect once to download them (unset HF_HUB_OFFLINE, check HF_ENDPOINT), point HF_HOME "
-            f"or HF_HUB_CACHE at a cache that has them, {local}, {untrained}"
-        )
-    elif isinstance(err, EntryNotFoundError):
-        what = "the repo has no model.safetensors (nor pytorch_model.bin)."
-        todo = f"Publish the run with recipes/publish.py; {local}; {untrained}"
-    elif isinstance(err, SafetensorError):
-        what = f"the weights file is not a readable safetensors file ({first_line}); it is likely truncated or corrupted."
-        todo = (
-            f"{cache.capitalize()}; {local}; {untrained}"
-            if repo_id
-            else f"Re-save or re-download it; {untrained}"
-        )
-    elif isinstance(err, FileNotFoundError):
-        what = f"a file is missing ({first_line})."
-        todo = f"Check the path; {untrained}"
-    elif isinstance(err, RuntimeError):
-        what = (
-            f"its tensors do not fit {variant} ({first_line}); they are probably the weights of "
-            "another architecture or of a different number of classes."
-        )
-        todo = (
-            "Publish the right run to that repo, pass num_classes to match the weights (timm then "
-            f"re-initialises the classifier), {local}, {untrained}"
-        )
-    else:
-        what = f"the Hub answered with an error ({first_line})."
-        todo = f"Check HF_ENDPOINT ({endpoint}) and your token; {local}; {untrained}"
-    return PretrainedWeightsError(
-        f"Could not load pretrained weights for {variant!r} from the {where}: {what} {todo}",
-        repo_id=repo_id,
-        file=file,
-    )
+        wrapped = pretrained_weights_error(variant, kwargs, err)
+        if wrapped is None:  # not a failure to fetch, read or fit the weights
+            raise
+        raise wrapped from err
 
 
 @register_model

@@ -1,4 +1,4 @@
-"""The zoo's networks: the paper's architectures, timm's conventions, timm's generic model checks."""
+"""The zoo's networks: the paper's architectures, timm's conventions and generic model checks."""
 
 from __future__ import annotations
 

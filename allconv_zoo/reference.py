@@ -1,0 +1,71 @@
+"""Published numbers that the zoo's results are compared with, in one place.
+
+All values are test accuracies in percent.
+
+* ``PAPER_CIFAR10_ACCURACY``: Springenberg et al., "Striving for Simplicity: The All
+  Convolutional Net" (arXiv:1412.6806), Table 3, CIFAR-10 without data augmentation, given there
+  as error rates and written here as 100 minus the error.
+* ``REPORT_CIFAR10_ACCURACY`` and ``REPORT_CIFAR100_TRANSFER``: the reproduction report these
+  models follow, Li, "All Convolutional Net for Recognition and Transfer Learning Tasks". Its
+  CIFAR-100 experiments train All-CNN-C on two class subsets of CIFAR-100 ("class1", "class2"),
+  once starting from the CIFAR-10 weights (transfer) and once from scratch.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PAPER",
+    "PAPER_CIFAR10_ACCURACY",
+    "REPORT",
+    "REPORT_CIFAR10_ACCURACY",
+    "REPORT_CIFAR100_TRANSFER",
+    "cifar10_reference",
+    "cifar100_reference",
+]
+
+PAPER = (
+    'J. T. Springenberg, A. Dosovitskiy, T. Brox, M. Riedmiller, "Striving for Simplicity: '
+    'The All Convolutional Net", ICLR 2015 workshop, https://arxiv.org/abs/1412.6806'
+)
+REPORT = 'Li, "All Convolutional Net for Recognition and Transfer Learning Tasks"'
+
+PAPER_CIFAR10_ACCURACY: dict[str, float] = {
+    "cnn_a": 87.53,
+    "cnn_b": 89.80,
+    "cnn_c": 90.26,
+    "strided_cnn_c": 89.81,
+    "convpool_cnn_c": 90.69,
+    "all_cnn_c": 90.92,
+}
+
+REPORT_CIFAR10_ACCURACY: dict[str, float] = {
+    "cnn_a": 85.33,
+    "cnn_b": 86.84,
+    "cnn_c": 88.74,
+    "strided_cnn_c": 88.86,
+    "convpool_cnn_c": 89.42,
+    "all_cnn_c": 89.21,
+}
+
+# arch -> subset -> {"transfer": from the CIFAR-10 weights, "scratch": from a fresh init}
+REPORT_CIFAR100_TRANSFER: dict[str, dict[str, dict[str, float]]] = {
+    "all_cnn_c": {
+        "class1": {"transfer": 83.6, "scratch": 73.3},
+        "class2": {"transfer": 84.5, "scratch": 73.5},
+    },
+}
+
+
+def cifar10_reference(arch: str) -> dict[str, float]:
+    """The paper's and the report's CIFAR-10 accuracy of ``arch``; keys absent where unknown."""
+    out = {}
+    if arch in PAPER_CIFAR10_ACCURACY:
+        out["paper"] = PAPER_CIFAR10_ACCURACY[arch]
+    if arch in REPORT_CIFAR10_ACCURACY:
+        out["report"] = REPORT_CIFAR10_ACCURACY[arch]
+    return out
+
+
+def cifar100_reference(arch: str, subset: str) -> dict[str, float]:
+    """The report's transfer and scratch accuracy of ``arch`` on a CIFAR-100 subset, or {}."""
+    return dict(REPORT_CIFAR100_TRANSFER.get(arch, {}).get(subset, {}))

@@ -35,12 +35,13 @@ import torch
 import torch.nn as nn
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
-from fastai.callback.schedule import ParamScheduler
+from fastai.callback.schedule import ParamScheduler, combined_cos
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import SGD
+from fastcore.basics import even_mults
 
 from allconv_zoo.data import CifarData
 from allconv_zoo.loaders import make_dataloaders
@@ -48,6 +49,7 @@ from allconv_zoo.models import count_macs
 
 __all__ = [
     "SCHEDULES",
+    "FreezeBody",
     "RunConfig",
     "RunError",
     "Schedule",
@@ -79,6 +81,10 @@ class Schedule:
         anneal to zero at epoch 50 and rise again; this is kept on purpose.
       * ``"step"``: ``lr`` times 0.1 at each of ``milestones`` (fractions of the run).
       * ``"one_cycle"``: fastai's ``fit_one_cycle`` (warm-up, cosine down, momentum cycled).
+      * ``"fine_tune"``: fastai's ``fine_tune`` for a pretrained body: the run's first
+        ``RunConfig.freeze_epochs`` epochs train the head alone (one cycle to ``lr``), the rest
+        train every layer (one cycle to ``lr / 2`` for the head, ``lr / 2 / lr_mult`` for the
+        body). See ``fine_tune_callbacks``.
     """
 
     name: str
@@ -91,6 +97,8 @@ class Schedule:
     drop_in_rate: float
     t_max_fraction: float = 0.5
     milestones: tuple[float, ...] = ()
+    # fine_tune only: how many times lower the body's learning rate is than the head's.
+    lr_mult: float = 1.0
     notes: str = ""
 
 
@@ -139,6 +147,25 @@ SCHEDULES: dict[str, Schedule] = {
         notes="fastai one-cycle to lr 0.04 (momentum 0.95-0.85), weight decay 5e-4, no dropout: "
         "the best of the short budgets tried on a 2-core CPU.",
     ),
+    # The `fast` preset's values, so that a fine-tuned run and a `fast` run from scratch differ
+    # only in where they start and in how the learning rate is split (allconv_zoo.transfer).
+    "fine_tune": Schedule(
+        name="fine_tune",
+        lr=0.04,
+        wd=5e-4,
+        epochs=10,
+        bs=256,
+        kind="fine_tune",
+        drop_rate=0.0,
+        drop_in_rate=0.0,
+        # fastai's default of 100 is made for ImageNet bodies; a CIFAR-10 body on a CIFAR-100
+        # task is closer to its new task, and at lr/100 SGD would barely move it in the few
+        # epochs this preset has. A choice, not a measured optimum.
+        lr_mult=10.0,
+        notes="fastai fine_tune of a pretrained body: the first freeze_epochs epochs train the "
+        "new head alone (one cycle to lr 0.04), the rest every layer (one cycle to 0.02 for the "
+        "head, 0.002 for the body); momentum 0.95-0.85, weight decay 5e-4, no dropout.",
+    ),
 }
 
 
@@ -161,6 +188,8 @@ class RunConfig:
     seed: int = 0
     limit: int | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # fine_tune schedule only: the first freeze_epochs of the run's epochs train the head alone.
+    freeze_epochs: int = 0
 
     def resolved(self) -> RunConfig:
         """A copy with every None filled from the schedule preset."""
@@ -195,6 +224,19 @@ class RunConfig:
             problems.append(f"limit must be a positive number of images (got {self.limit})")
         if self.precision not in ("auto", "bf16", "fp32"):
             problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        kind = SCHEDULES[self.schedule].kind if self.schedule in SCHEDULES else None
+        if self.freeze_epochs < 0:
+            problems.append(f"freeze_epochs must be non-negative (got {self.freeze_epochs})")
+        elif self.freeze_epochs and kind != "fine_tune":
+            problems.append(
+                f"freeze_epochs needs the fine_tune schedule (got {self.freeze_epochs} with "
+                f"{self.schedule!r}): only a pretrained body is worth freezing"
+            )
+        elif kind == "fine_tune" and self.epochs is not None and self.freeze_epochs >= self.epochs:
+            problems.append(
+                f"freeze_epochs ({self.freeze_epochs}) must be fewer than epochs ({self.epochs}), "
+                "which count the frozen ones: the body needs at least one epoch unfrozen"
+            )
         if problems:
             raise RunError("Bad run settings: " + "; ".join(problems) + ".")
 
@@ -289,7 +331,21 @@ class TrainThroughput(Callback):
 
 
 class ResumableCSVLogger(CSVLogger):
-    """fastai's CSVLogger that, when appending to an existing history, skips the header."""
+    """fastai's CSVLogger that can append to the history of a resumed run.
+
+    It skips the second header, and the rows of the epochs that fastai's ``SkipToEpoch``
+    passes over (fastai still runs ``after_epoch`` for them, so the Recorder logs empty rows).
+    """
+
+    def __init__(self, fname: str = "history.csv", append: bool = False, start_epoch: int = 0):
+        super().__init__(fname=fname, append=append)
+        self.start_epoch = start_epoch
+
+    def _write_line(self, log) -> None:
+        if int(log[0]) < self.start_epoch:
+            self.old_logger(log)
+            return
+        super()._write_line(log)
 
     def before_fit(self) -> None:
         history = self.path / self.fname
@@ -347,10 +403,12 @@ class Checkpoint(Callback):
 
     order = 90  # after the Recorder and CSVLogger have logged the epoch
 
-    def __init__(self, path: Path, config: dict[str, Any]) -> None:
-        self.checkpoint_path, self.config = path, config
+    def __init__(self, path: Path, config: dict[str, Any], start_epoch: int = 0) -> None:
+        self.checkpoint_path, self.config, self.start_epoch = path, config, start_epoch
 
     def after_epoch(self) -> None:
+        if self.epoch < self.start_epoch:  # an epoch that SkipToEpoch passed over
+            return
         atomic_torch_save(
             {
                 "config": self.config,
@@ -422,9 +480,108 @@ def schedule_callbacks(schedule: Schedule, lr: float, epochs: int) -> list[Callb
     return []
 
 
-def fit(learn: Learner, schedule: Schedule, *, lr: float, epochs: int, start_epoch: int = 0):
+# fastai's fine_tune, as numbers: its frozen phase warms up over 99% of the phase from lr/25, its
+# unfrozen phase over 30% from lr/5 (fastai's pct_start and div); fit_one_cycle ends both at
+# 1/100,000 of the peak and cycles the momentum 0.95 -> 0.85 -> 0.95.
+FINE_TUNE_FROZEN_PCT_START, FINE_TUNE_FROZEN_DIV = 0.99, 25.0
+FINE_TUNE_UNFROZEN_PCT_START, FINE_TUNE_UNFROZEN_DIV = 0.3, 5.0
+ONE_CYCLE_DIV_FINAL = 1e5
+
+
+class FreezeBody(Callback):
+    """Freeze all but the head for the first ``freeze_epochs`` epochs of a fit, then unfreeze.
+
+    ``Learner.freeze`` and ``unfreeze`` clear the optimiser state, as they do in fastai's
+    ``fine_tune``; on a resumed fit the checkpoint's optimiser state must survive instead, so the
+    epoch the fit resumes at only sets which parameters train.
+    """
+
+    def __init__(self, freeze_epochs: int, start_epoch: int = 0) -> None:
+        self.freeze_epochs, self.start_epoch = freeze_epochs, start_epoch
+
+    def before_epoch(self) -> None:
+        if self.epoch < self.start_epoch:  # an epoch fastai skips to reach start_epoch
+            return
+        if self.epoch == self.freeze_epochs:
+            self.learn.unfreeze()
+        elif self.epoch == 0:
+            self.learn.freeze()
+        elif self.epoch == self.start_epoch:
+            self.learn.opt.freeze_to(-1 if self.epoch < self.freeze_epochs else 0)
+
+
+def _joined(first: Callable, second: Callable, at: float) -> Callable[[float], Any]:
+    """A schedule of the run's position that is ``first`` before ``at``, then ``second``."""
+
+    def value(pos: float) -> Any:
+        return first(pos / at) if pos < at else second((pos - at) / (1 - at))
+
+    return value
+
+
+def fine_tune_callbacks(
+    learn: Learner, *, lr: float, lr_mult: float, epochs: int, freeze_epochs: int, start_epoch: int
+) -> list[Callback]:
+    """fastai's ``fine_tune(epochs - freeze_epochs, lr, freeze_epochs, lr_mult)`` as one fit.
+
+    fastai runs fine_tune as two fits, frozen then unfrozen, whose epochs both count from 0: a
+    checkpoint could not tell which of the two it was taken in, and ``start_epoch`` would apply to
+    both. One fit over all the epochs, with the two one-cycle schedules joined end to end and the
+    body unfrozen at the boundary, trains the same way (tests/test_transfer.py compares the two)
+    and resumes from any epoch, the boundary included, with the run's ordinary checkpoint.
+    """
+    groups = len(learn.splitter(learn.model))
+    # The peaks fastai derives from slice(lr) and slice(lr / 2 / lr_mult, lr / 2).
+    frozen = np.array([lr / 10] * (groups - 1) + [lr])
+    unfrozen = np.array(even_mults(lr / 2 / lr_mult, lr / 2, groups))
+    moms = learn.moms
+    at = freeze_epochs / epochs
+    schedules = {
+        "lr": _joined(
+            combined_cos(
+                FINE_TUNE_FROZEN_PCT_START,
+                frozen / FINE_TUNE_FROZEN_DIV,
+                frozen,
+                frozen / ONE_CYCLE_DIV_FINAL,
+            ),
+            combined_cos(
+                FINE_TUNE_UNFROZEN_PCT_START,
+                unfrozen / FINE_TUNE_UNFROZEN_DIV,
+                unfrozen,
+                unfrozen / ONE_CYCLE_DIV_FINAL,
+            ),
+            at,
+        ),
+        "mom": _joined(
+            combined_cos(FINE_TUNE_FROZEN_PCT_START, *moms),
+            combined_cos(FINE_TUNE_UNFROZEN_PCT_START, *moms),
+            at,
+        ),
+    }
+    return [ParamScheduler(schedules), FreezeBody(freeze_epochs, start_epoch)]
+
+
+def fit(
+    learn: Learner,
+    schedule: Schedule,
+    *,
+    lr: float,
+    epochs: int,
+    start_epoch: int = 0,
+    freeze_epochs: int = 0,
+):
     """Run ``schedule`` on ``learn`` from ``start_epoch`` (fastai's own skip-to-epoch)."""
-    if schedule.kind == "one_cycle":
+    if schedule.kind == "fine_tune":
+        callbacks = fine_tune_callbacks(
+            learn,
+            lr=lr,
+            lr_mult=schedule.lr_mult,
+            epochs=epochs,
+            freeze_epochs=freeze_epochs,
+            start_epoch=start_epoch,
+        )
+        learn.fit(epochs, cbs=callbacks, start_epoch=start_epoch)
+    elif schedule.kind == "one_cycle":
         learn.fit_one_cycle(epochs, lr_max=lr, start_epoch=start_epoch)
     else:
         learn.fit(
@@ -476,6 +633,8 @@ def train_run(
     model_factory: Callable[[RunConfig], nn.Module] | None = None,
     extra_callbacks: Sequence[Callback] = (),
     write_outputs: bool = True,
+    pretrained_cfg: dict[str, Any] | None = None,
+    results_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` on ``data`` into ``out_dir``; return the results (also results.json).
 
@@ -489,6 +648,9 @@ def train_run(
             recipe passes one that loads pretrained weights.
         extra_callbacks: more fastai callbacks for the fit.
         write_outputs: write the run folder's final files (rank 0 only when distributed).
+        pretrained_cfg: entries for the pretrained config in the run's config.json (e.g. the
+            mean and std of a CIFAR-100 run); see ``allconv_zoo.hub.save_model_folder``.
+        results_extra: entries added to (or replacing those of) the results and results.json.
 
     Raises:
         RunError: bad settings, or ``resume`` without a matching checkpoint, or a finished run
@@ -506,11 +668,11 @@ def train_run(
                 "or point --out at the folder of the run to continue."
             )
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if checkpoint["config"] != saved_config:
+        # A checkpoint from before freeze_epochs existed was taken without freezing.
+        old_config = {"freeze_epochs": 0, **checkpoint["config"]}
+        if old_config != saved_config:
             diffs = {
-                k: (checkpoint["config"].get(k), v)
-                for k, v in saved_config.items()
-                if checkpoint["config"].get(k) != v
+                k: (old_config.get(k), v) for k, v in saved_config.items() if old_config.get(k) != v
             }
             raise RunError(
                 f"--resume: the run in {out_dir} was started with other settings "
@@ -523,7 +685,9 @@ def train_run(
 
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    channels_last = precision == "bf16"
+    # channels_last suits oneDNN's convolutions on the CPU in fp32 too (measured 1.6x on the
+    # 2-core build machine); on CUDA it pays with bf16 tensor cores.
+    channels_last = precision == "bf16" or device.type == "cpu"
     schedule = SCHEDULES[config.schedule]
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -549,8 +713,9 @@ def train_run(
         model = model_factory(config)
     throughput = TrainThroughput()
     out_dir.mkdir(parents=True, exist_ok=True)
-    history_logger = ResumableCSVLogger(fname="history.csv", append=resume)
-    checkpointer = Checkpoint(checkpoint_path, saved_config)
+    start_epoch = checkpoint["epochs_done"] if checkpoint is not None else 0
+    history_logger = ResumableCSVLogger("history.csv", append=resume, start_epoch=start_epoch)
+    checkpointer = Checkpoint(checkpoint_path, saved_config, start_epoch=start_epoch)
     callbacks: list[Callback] = [throughput, history_logger, checkpointer, *extra_callbacks]
     learn = build_learner(
         model,
@@ -562,9 +727,7 @@ def train_run(
         cbs=callbacks,
     )
 
-    start_epoch = 0
     if checkpoint is not None:
-        start_epoch = checkpoint["epochs_done"]
         learn.model.load_state_dict(checkpoint["model"])
         learn.create_opt()
         learn.opt.load_state_dict(checkpoint["opt"])
@@ -575,12 +738,19 @@ def train_run(
 
     started = time.perf_counter()
     if start_epoch < config.epochs:
-        fit(learn, schedule, lr=config.lr, epochs=config.epochs, start_epoch=start_epoch)
+        fit(
+            learn,
+            schedule,
+            lr=config.lr,
+            epochs=config.epochs,
+            start_epoch=start_epoch,
+            freeze_epochs=config.freeze_epochs,
+        )
     wall_time = time.perf_counter() - started
 
     # fastai's validate() runs the callbacks' before_fit: the CSV logger would truncate the
-    # history and the checkpointer would fire, so both step out for the final evaluation.
-    with learn.removed_cbs([history_logger, checkpointer]):
+    # history and the timer would reset, so they step out for the final evaluation.
+    with learn.removed_cbs([throughput, history_logger, checkpointer, *extra_callbacks]):
         _, test_accuracy = learn.validate()
     results = {
         "arch": config.arch,
@@ -611,19 +781,31 @@ def train_run(
         "versions": library_versions(),
         "machine": machine_description(device),
         "device": str(device),
+        **(results_extra or {}),
     }
     if write_outputs:
-        write_run_folder(learn.model, results, out_dir)
+        write_run_folder(learn.model, results, out_dir, pretrained_cfg=pretrained_cfg)
         checkpoint_path.unlink(missing_ok=True)
     return results
 
 
-def write_run_folder(model: nn.Module, results: dict[str, Any], out_dir: Path) -> None:
-    """Weights and timm config, results.json and curves.png (history.csv is already there)."""
+def write_run_folder(
+    model: nn.Module,
+    results: dict[str, Any],
+    out_dir: Path,
+    *,
+    pretrained_cfg: dict[str, Any] | None = None,
+) -> None:
+    """Weights and timm config, results.json and curves.png (history.csv is already there).
+
+    ``pretrained_cfg`` entries replace those of the model's own pretrained config in config.json.
+    """
     from allconv_zoo.hub import save_model_folder
 
     model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
-    save_model_folder(model, out_dir, label_names=results["label_names"])
+    save_model_folder(
+        model, out_dir, label_names=results["label_names"], pretrained_cfg=pretrained_cfg
+    )
     _atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     plot_curves(out_dir / "history.csv", out_dir / "curves.png", title=results["arch"])
 

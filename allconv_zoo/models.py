@@ -39,6 +39,7 @@ __all__ = [
     "CIFAR10_STD",
     "CIFAR100_MEAN",
     "CIFAR100_STD",
+    "CIFAR100_TRANSFER_LABELS",
     "HUB_NAMESPACE",
     "MODEL_NAMES",
     "MODEL_SPECS",
@@ -405,9 +406,42 @@ def _cifar10_cfg(arch: str) -> dict[str, Any]:
     )
 
 
+# All-CNN-C fine-tuned from its CIFAR-10 weights on the two ten-class CIFAR-100 subsets of the
+# reproduction report (recipes/transfer.py). The names repeat allconv_zoo.data.CIFAR100_SUBSETS,
+# in its label order, because that module imports this one; a test keeps the two the same.
+CIFAR100_TRANSFER_LABELS: dict[str, tuple[str, ...]] = {
+    "cifar100_class1": (
+        "bear", "leopard", "lion", "tiger", "wolf",
+        "bicycle", "bus", "motorcycle", "pickup_truck", "train",
+    ),
+    "cifar100_class2": (
+        "orchid", "poppy", "rose", "sunflower", "tulip",
+        "clock", "keyboard", "lamp", "telephone", "television",
+    ),
+}  # fmt: skip
+TRANSFER_ARCHS = ("all_cnn_c",)
+
+
+def _cifar100_transfer_cfg(arch: str, tag: str) -> dict[str, Any]:
+    subset = tag.removeprefix("cifar100_")
+    return _cfg(
+        hf_hub_id=f"{HUB_NAMESPACE}/{arch}.{tag}",
+        label_names=CIFAR100_TRANSFER_LABELS[tag],
+        mean=CIFAR100_MEAN,
+        std=CIFAR100_STD,
+        description=f"{PAPER_NAMES[arch]} fine-tuned from CIFAR-10 on CIFAR-100 {subset}",
+    )
+
+
+# The first tag of an architecture is its default: cifar10 stays first.
 default_cfgs = generate_default_cfgs(
     {
         **{f"{arch}.cifar10": _cifar10_cfg(arch) for arch in PRETRAINED_ARCHS},
+        **{
+            f"{arch}.{tag}": _cifar100_transfer_cfg(arch, tag)
+            for arch in TRANSFER_ARCHS
+            for tag in CIFAR100_TRANSFER_LABELS
+        },
         **{arch: _cfg() for arch in MODEL_NAMES if arch not in PRETRAINED_ARCHS},
     }
 )

@@ -1,0 +1,125 @@
+"""Tables and figures that compare runs with each other and with the published numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from allconv_zoo.learner import read_history
+from allconv_zoo.models import PAPER_NAMES
+from allconv_zoo.reference import PAPER_CIFAR10_ACCURACY, REPORT_CIFAR10_ACCURACY
+
+__all__ = [
+    "TABLE1_ARCHS",
+    "cifar10_table",
+    "load_run_results",
+    "plot_test_curves",
+    "render_readme",
+    "replace_block",
+    "staged_results_table",
+]
+
+# The six networks of the reproduction report's Table 1, in its order.
+TABLE1_ARCHS = ("cnn_a", "cnn_b", "cnn_c", "strided_cnn_c", "convpool_cnn_c", "all_cnn_c")
+
+
+def load_run_results(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """results.json of each finished run folder, with ``run_dir`` added; unfinished ones skipped."""
+    results = []
+    for run_dir in map(Path, run_dirs):
+        path = run_dir / "results.json"
+        if path.exists():
+            results.append({**json.loads(path.read_text()), "run_dir": str(run_dir)})
+    return results
+
+
+def cifar10_table(results: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown: our CIFAR-10 test accuracy per network beside the report's and the paper's."""
+    lines = [
+        "| model | ours (%) | report (%) | paper (%) | epochs | schedule "
+        "| train images/s | device |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    for run in sorted(results, key=lambda r: _table_order(r["arch"])):
+        arch = run["arch"]
+        report = REPORT_CIFAR10_ACCURACY.get(arch)
+        paper = PAPER_CIFAR10_ACCURACY.get(arch)
+        lines.append(
+            f"| {PAPER_NAMES[arch]} (`{arch}`) | {run['test_accuracy']:.2f} | "
+            f"{_number(report)} | {_number(paper)} | {run['epochs']} | {run['schedule']} | "
+            f"{run['images_per_second']:.0f} | {run.get('device', '?')} |"
+        )
+    return "\n".join(lines)
+
+
+def _table_order(arch: str) -> int:
+    return TABLE1_ARCHS.index(arch) if arch in TABLE1_ARCHS else len(TABLE1_ARCHS)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def plot_test_curves(
+    histories: Mapping[str, str | Path], out: str | Path, *, title: str = ""
+) -> None:
+    """Test accuracy per epoch of several runs in one figure (the report's Figures 1-4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for label, history in histories.items():
+        columns = read_history(Path(history))
+        epochs = [int(e) + 1 for e in columns["epoch"]]
+        axis.plot(epochs, [100 * a for a in columns["valid_accuracy"]], label=label)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".png")
+    os.close(handle)
+    figure.savefig(temporary, dpi=120)
+    plt.close(figure)
+    os.replace(temporary, out)
+
+
+def staged_results_table(cards_dir: str | Path) -> str:
+    """The README's results table, from the staged Hub folders' results.json files."""
+    staged = load_run_results(sorted(p for p in Path(cards_dir).iterdir() if p.is_dir()))
+    if not staged:
+        return "(no staged runs yet)"
+    lines = [
+        "| Hub repo | dataset | test accuracy (%) | epochs | schedule | device |",
+        "| --- | --- | ---: | ---: | --- | --- |",
+    ]
+    for run in staged:
+        lines.append(
+            f"| `{Path(run['run_dir']).name}` | {run['dataset']} | {run['test_accuracy']:.2f} "
+            f"| {run['epochs']} | {run['schedule']} | {run.get('machine', '?')} |"
+        )
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    """Replace what stands between the ``<!-- NAME:start ... -->`` and ``<!-- NAME:end -->``."""
+    start = text.index(f"<!-- {name}:start")
+    start = text.index("-->", start) + len("-->")
+    end = text.index(f"<!-- {name}:end -->")
+    return text[:start] + "\n" + content + "\n" + text[end:]
+
+
+def render_readme(readme: str, cards_dir: str | Path) -> str:
+    """The README with its generated tables brought up to date."""
+    from allconv_zoo.reference import model_table
+
+    readme = replace_block(readme, "model-table", model_table())
+    return replace_block(readme, "results-table", staged_results_table(cards_dir))

@@ -1,0 +1,82 @@
+"""Reproduce the report's Table 1: the six CIFAR-10 networks, trained with the same flags.
+
+    python recipes/table1.py --schedule report --out runs/table1      # train all six, then table
+    python recipes/table1.py --out runs/table1 --from-runs            # only rebuild the table
+
+Each network trains into ``<out>/<arch>.cifar10`` (a run folder as recipes/train.py writes; an
+unfinished one is resumed, a finished one is kept). ``<out>/table1.md`` holds our accuracy beside
+the report's and the paper's, ``<out>/curves.png`` the test accuracy curves of all six.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from train import add_run_arguments
+
+from allconv_zoo.data import DataNotFoundError, load_dataset
+from allconv_zoo.learner import RunConfig, RunError, train_run
+from allconv_zoo.tables import TABLE1_ARCHS, cifar10_table, load_run_results, plot_test_curves
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_arguments(parser)
+    parser.add_argument(
+        "--archs", default=",".join(TABLE1_ARCHS), help="comma-separated subset of the six"
+    )
+    parser.add_argument(
+        "--from-runs", action="store_true", help="train nothing; rebuild from existing folders"
+    )
+    args = parser.parse_args(argv)
+    archs = [a for a in args.archs.split(",") if a]
+    unknown = sorted(set(archs) - set(TABLE1_ARCHS))
+    if unknown:
+        parser.error(f"--archs: {unknown} are not in Table 1 ({', '.join(TABLE1_ARCHS)})")
+    out = Path(args.out or "runs/table1")
+    run_dirs = {arch: out / f"{arch}.cifar10" for arch in archs}
+
+    if not args.from_runs:
+        try:
+            data = load_dataset("cifar10", args.data, download=not args.offline)
+            for arch, run_dir in run_dirs.items():
+                if (run_dir / "results.json").exists():
+                    print(f"{arch}: finished run in {run_dir}, kept")
+                    continue
+                config = RunConfig(
+                    arch=arch,
+                    schedule=args.schedule or "fast",
+                    epochs=args.epochs,
+                    lr=args.lr,
+                    bs=args.bs,
+                    wd=args.wd,
+                    device=args.device,
+                    precision=args.precision,
+                    seed=args.seed,
+                    limit=args.limit,
+                )
+                resume = (run_dir / "checkpoint.pt").exists()
+                train_run(config, data, run_dir, resume=resume)
+        except (RunError, DataNotFoundError, ValueError) as error:
+            parser.exit(2, f"error: {error}\n")
+
+    results = load_run_results(list(run_dirs.values()))
+    if not results:
+        parser.exit(2, f"error: no finished run folders under {out}; train them first.\n")
+    table = cifar10_table(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table1.md").write_text(table + "\n")
+    plot_test_curves(
+        {r["arch"]: Path(r["run_dir"]) / "history.csv" for r in results},
+        out / "curves.png",
+        title="CIFAR-10 test accuracy",
+    )
+    print(table)
+    print(f"table: {out / 'table1.md'}  figure: {out / 'curves.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -160,7 +160,10 @@ def make_dataloaders(
         data: the images and labels as uint8 tensors.
         bs: training batch size.
         device: where the images live and batches are built ("cuda" keeps the dataset on the GPU).
-        limit: use only the first ``limit`` training images (for quick runs and tests).
+        limit: use only ``limit`` training images (for quick runs and tests): the first ones of
+            a fixed permutation, the same for every run and seed. Taking the first images of
+            the source instead would give one class only from the folder layouts, which are
+            sorted by class.
         augment: crop-from-padding and flip the training batches.
         channels_last: hand the model channels_last batches.
         seed: seeds shuffling and augmentation, so a run repeats exactly.
@@ -172,7 +175,9 @@ def make_dataloaders(
     if limit is not None:
         if limit < 1:
             raise ValueError(f"--limit must be a positive number of training images, got {limit}.")
-        train_images, train_labels = train_images[:limit], train_labels[:limit]
+        fixed_order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(0))
+        chosen = fixed_order[:limit]
+        train_images, train_labels = train_images[chosen], train_labels[chosen]
     device = torch.device(device)
     train_set = _ImagesAndLabels(train_images.to(device), train_labels.to(device))
     test_set = _ImagesAndLabels(data.test_images.to(device), data.test_labels.to(device))

@@ -3,6 +3,7 @@
     python recipes/train.py all_cnn_c                       # the `fast` preset, 10 epochs
     python recipes/train.py all_cnn_c --schedule report     # the reproduction report's recipe
     python recipes/train.py all_cnn_c --out runs/x --resume # continue a killed run
+    torchrun --nproc_per_node 2 recipes/train.py all_cnn_c  # data-parallel, 2 processes
 
 The run folder (default ``runs/<arch>.<tag>``) holds model.safetensors, config.json, history.csv,
 results.json and curves.png; ``recipes/publish.py`` pushes it to the Hugging Face Hub.
@@ -13,12 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from allconv_zoo.data import DataNotFoundError, load_dataset
 from allconv_zoo.learner import SCHEDULES, RunConfig, RunError, train_run
 from allconv_zoo.models import UnknownModelError, check_model_name
+
+DISTRIBUTED_HELP = """\
+data-parallel: under torchrun (or accelerate launch) each process trains on its shard of every
+epoch through fastai's distributed support (gloo on CPUs, nccl on GPUs, one GPU a process) and
+rank 0 alone writes the run folder. --bs is per process: the global batch is bs x processes. The
+learning rate is used as given, not scaled: to train a preset's global batch on N processes pass
+--bs PRESET_BS/N; to scale linearly with the global batch instead, pass --lr PRESET_LR*N.
+"""
 
 
 def positive_int(text: str) -> int:
@@ -42,11 +52,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=positive_int, help="override the preset's epochs")
     parser.add_argument("--lr", type=positive_float, help="override the preset's learning rate")
-    parser.add_argument("--bs", type=positive_int, help="override the preset's batch size")
+    parser.add_argument(
+        "--bs", type=positive_int, help="override the preset's batch size (per process)"
+    )
     parser.add_argument("--wd", type=float, help="override the preset's weight decay")
     parser.add_argument("--data", help="data root (else $ALLCONV_DATA, else ~/.cache/allconv_zoo)")
     parser.add_argument("--out", help="run folder")
-    parser.add_argument("--limit", type=positive_int, help="use only the first N training images")
+    parser.add_argument(
+        "--limit", type=positive_int, help="use only N training images (a fixed random choice)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--precision",
@@ -61,7 +75,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=DISTRIBUTED_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("arch", help="e.g. all_cnn_c (see README's model table)")
     add_run_arguments(parser)
     parser.add_argument("--drop-rate", type=float, help="dropout after each stage")
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownModelError, RunError, DataNotFoundError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
 
+    if os.environ.get("RANK", "0") != "0":  # the other processes of a distributed run
+        return 0
     summary = {k: results[k] for k in ("arch", "test_accuracy", "epochs", "images_per_second")}
     print(json.dumps(summary))
     print(f"run folder: {out}")

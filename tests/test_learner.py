@@ -123,6 +123,15 @@ def test_loaders_yield_whole_batches_and_respect_limit(squares):
     assert [len(b[1]) for b in batches] == [100, 100, 100]
     assert batches[0][0].dtype == torch.float32 and batches[0][0].shape[1:] == (3, 32, 32)
     assert sum(len(b[1]) for b in dls.valid) == len(squares.test_labels)
+    # the limit is a fixed selection, so data sorted by class still gives every class
+    by_class = torch.argsort(squares.train_labels, stable=True)
+    sorted_data = dataclasses.replace(
+        squares,
+        train_images=squares.train_images[by_class],
+        train_labels=squares.train_labels[by_class],
+    )
+    limited = make_dataloaders(sorted_data, bs=100, limit=100, seed=5).train.dataset.labels
+    assert set(limited.tolist()) == set(range(4))
     # shuffling draws from the loader's own seeded RNG
     again = make_dataloaders(squares, bs=100, limit=300, seed=0)
     assert torch.equal(next(iter(again.train))[1], batches[0][1])
@@ -321,12 +330,13 @@ def test_cli_bad_flag_values(flags, message):
 
 @pytest.mark.real_data
 def test_short_real_cifar10_run_reaches_a_stated_accuracy(real_data_root, tmp_path):
-    """3,000 CIFAR-10 images, 3 epochs of the fast preset: at least 35% test accuracy (chance 10%).
+    """2,000 CIFAR-10 images, 2 epochs of the fast preset, scored on all 10,000 test images.
 
-    Measured on the 2-core CPU: about 40% (all_cnn_c, bf16, seed 0).
+    Strided-CNN-C is the cheapest of the six (101M MACs). Stated bar: 30% (chance is 10%);
+    measured on the 2-core CPU: see the note in the assertion.
     """
     data = load_cifar10(real_data_root, download=False)
-    config = RunConfig(arch="all_cnn_c", schedule="fast", epochs=3, limit=3000, bs=128)
+    config = RunConfig(arch="strided_cnn_c", schedule="fast", epochs=2, limit=2000, bs=64)
     results = train_run(config, data, tmp_path / "real")
-    assert results["test_images"] == 10_000
-    assert results["test_accuracy"] >= 35.0
+    assert results["test_images"] == 10_000 and results["train_images"] == 2_000
+    assert results["test_accuracy"] >= 30.0, results["test_accuracy"]

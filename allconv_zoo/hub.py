@@ -488,7 +488,8 @@ the allconv_zoo package's fastai recipe. Test accuracy: **{accuracy:.2f}%**.
 
 ## Training
 
-- Recipe: `recipes/train.py` (fastai `Learner` around the timm model), schedule preset
+- Recipe: `recipes/{"transfer" if results.get("strategy") else "train"}.py` (fastai `Learner`
+  around the timm model), schedule preset
   `{results["schedule"]}`, {results["epochs"]} epoch{"s" if results["epochs"] != 1 else ""}.{base}
 - Data: {results["data_source"]}
 - How the data differ from the official release: {data_notes}

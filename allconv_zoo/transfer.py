@@ -226,7 +226,8 @@ def _local_source(arch: str, path: Path) -> SourceWeights:
             "or a .safetensors file; leave --weights out to start from the Hub's CIFAR-10 weights."
         )
 
-    # The run's config.json names its architecture; a bare file is judged by its tensors.
+    # The run's config.json names its architecture; a bare file is judged by its tensors, which
+    # cannot tell apart networks that differ only in pooling (cnn_a and strided_cnn_a).
     config_path = file.parent / "config.json"
     named = None
     if config_path.is_file():
@@ -339,6 +340,7 @@ def strategy_configs(
     precision: str = "auto",
     seed: int = 0,
     limit: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, RunConfig]:
     """The transfer and scratch runs of one comparison, equal in all but the rules' exceptions.
 
@@ -347,6 +349,7 @@ def strategy_configs(
             ``epochs``); each run has ``freeze_epochs + epochs`` in all.
         freeze_epochs: epochs of the transfer run that train the new head alone.
         lr, bs, wd: default to the ``fine_tune`` preset's, which are the ``fast`` preset's.
+        model_kwargs: more ``timm.create_model`` arguments of both networks.
 
     Raises:
         RunError: bad settings.
@@ -367,6 +370,7 @@ def strategy_configs(
         precision=precision,
         seed=seed,
         limit=limit,
+        model_kwargs=dict(model_kwargs or {}),
     ).resolved()
     # Everything the rules keep equal is copied from the transfer run, not from a second preset.
     scratch = dataclasses.replace(
@@ -449,6 +453,8 @@ def run_comparison(
     if "transfer" in strategies and source is None:
         raise TransferError("The transfer strategy needs source weights (resolve_source_weights).")
     out_dir = Path(out_dir)
+    # A limited run draws the same fixed selection of images for both strategies (the
+    # DataLoaders take ``limit`` images of a fixed permutation, not the first ones).
     notes = fairness_notes(configs, source)
     subset = data.name.removeprefix("cifar100_")
     runs = []

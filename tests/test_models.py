@@ -55,10 +55,18 @@ def test_all_twelve_networks_are_registered():
     assert len(MODEL_NAMES) == 12
 
 
-def test_pretrained_listing_has_exactly_the_six_cifar10_networks():
+def test_pretrained_listing_has_the_six_cifar10_networks_and_the_transfer_models():
     listed = set(timm.list_models(pretrained=True))
     ours = {name for name in listed if name.split(".")[0] in MODEL_NAMES}
-    assert ours == {f"{arch}.cifar10" for arch in PRETRAINED_ARCHS}
+    assert {name for name in ours if name.endswith(".cifar10")} == {
+        f"{arch}.cifar10" for arch in PRETRAINED_ARCHS
+    }
+    assert ours - {f"{arch}.cifar10" for arch in PRETRAINED_ARCHS} == {
+        "all_cnn_c.cifar100_class1",
+        "all_cnn_c.cifar100_class2",
+    }
+    # the CIFAR-10 weights stay each architecture's default
+    assert timm.create_model("all_cnn_c").pretrained_cfg["tag"] == "cifar10"
 
 
 @pytest.mark.parametrize("arch", MODEL_NAMES)

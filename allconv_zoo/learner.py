@@ -13,6 +13,7 @@ holds what the Hub publisher pushes: ``model.safetensors``, ``config.json`` (tim
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -41,6 +42,7 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import SGD
+from fastai.torch_core import num_distrib, rank_distrib
 from fastcore.basics import even_mults
 
 from allconv_zoo.data import CifarData
@@ -58,6 +60,7 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "train_run",
+    "use_channels_last",
 ]
 
 logger = logging.getLogger(__name__)
@@ -271,6 +274,15 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def use_channels_last(precision: str, device: torch.device) -> bool:
+    """Whether the recipe runs in channels_last memory layout with this precision and device.
+
+    oneDNN's CPU convolutions are faster in channels_last in fp32 too (measured 1.6x for
+    all_cnn_c training on a 2-core AVX2 machine); on CUDA the layout pays with bf16 tensor cores.
+    """
+    return precision == "bf16" or device.type == "cpu"
+
+
 def allconv_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     """[body, head]: the head is the class-map convolution, the one a new task replaces."""
     head = list(model.get_classifier().parameters())
@@ -393,6 +405,13 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         raise
 
 
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel (or DataParallel) wrapper."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
 class Checkpoint(Callback):
     """Saves everything needed to resume after every epoch, atomically.
 
@@ -413,7 +432,9 @@ class Checkpoint(Callback):
             {
                 "config": self.config,
                 "epochs_done": self.epoch + 1,
-                "model": self.learn.model.state_dict(),
+                # Distributed, the model is wrapped in DistributedDataParallel during the fit;
+                # its own keys ("module."-free) are those every resume loads into.
+                "model": _unwrapped(self.learn.model).state_dict(),
                 "opt": self.learn.opt.state_dict(),
                 "rng": _rng_state(),
                 "train_loader": self.learn.dls.train.state_dict(),
@@ -589,6 +610,18 @@ def fit(
         )
 
 
+def _distributed_dataloaders(dls: DataLoaders) -> DataLoaders:
+    """``dls`` sharded over the processes of a distributed run (see allconv_zoo.distributed)."""
+    try:
+        from allconv_zoo.distributed import distributed_dataloaders
+    except ImportError as error:
+        raise RunError(
+            f"WORLD_SIZE={num_distrib()}: a distributed run needs Hugging Face accelerate, which "
+            "fastai.distributed drives. pip install accelerate (or allconv_zoo[recipes])."
+        ) from error
+    return distributed_dataloaders(dls)
+
+
 def _truncate_history(history: Path, epochs_done: int) -> None:
     """Keep the header and the rows of finished epochs (a kill can leave one row too many)."""
     if not history.exists():
@@ -683,11 +716,14 @@ def train_run(
             f"{out_dir} already holds a run. Pass --resume to continue it, or choose another --out."
         )
 
+    # Under torchrun / accelerate launch every process runs this function; rank 0 alone writes.
+    rank, world_size = rank_distrib(), max(1, num_distrib())
     device = resolve_device(config.device)
+    if world_size > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU a process
+        torch.cuda.set_device(device)
     precision = resolve_precision(config.precision, device)
-    # channels_last suits oneDNN's convolutions on the CPU in fp32 too (measured 1.6x on the
-    # 2-core build machine); on CUDA it pays with bf16 tensor cores.
-    channels_last = precision == "bf16" or device.type == "cpu"
+    channels_last = use_channels_last(precision, device)
     schedule = SCHEDULES[config.schedule]
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -701,6 +737,8 @@ def train_run(
         channels_last=channels_last,
         seed=config.seed,
     )
+    if world_size > 1:
+        dls = _distributed_dataloaders(dls)
     if model_factory is None:
         model = timm.create_model(
             config.arch,
@@ -712,11 +750,13 @@ def train_run(
     else:
         model = model_factory(config)
     throughput = TrainThroughput()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
     start_epoch = checkpoint["epochs_done"] if checkpoint is not None else 0
     history_logger = ResumableCSVLogger("history.csv", append=resume, start_epoch=start_epoch)
     checkpointer = Checkpoint(checkpoint_path, saved_config, start_epoch=start_epoch)
-    callbacks: list[Callback] = [throughput, history_logger, checkpointer, *extra_callbacks]
+    writers = [history_logger, checkpointer] if rank == 0 else []
+    callbacks: list[Callback] = [throughput, *writers, *extra_callbacks]
     learn = build_learner(
         model,
         dls,
@@ -733,24 +773,31 @@ def train_run(
         learn.opt.load_state_dict(checkpoint["opt"])
         learn.dls.train.load_state_dict(checkpoint["train_loader"])
         _set_rng_state(checkpoint["rng"])
-        _truncate_history(out_dir / "history.csv", start_epoch)
+        if rank == 0:
+            _truncate_history(out_dir / "history.csv", start_epoch)
         logger.info("Resuming %s at epoch %d of %d", out_dir, start_epoch, config.epochs)
 
     started = time.perf_counter()
     if start_epoch < config.epochs:
-        fit(
-            learn,
-            schedule,
-            lr=config.lr,
-            epochs=config.epochs,
-            start_epoch=start_epoch,
-            freeze_epochs=config.freeze_epochs,
-        )
+        # fastai's distrib_ctx wraps the model in DistributedDataParallel for the fit and
+        # unwraps it after, through accelerate, which starts the process group (gloo on CPUs,
+        # but only when told cpu=True: else it falls back to a single process without a word).
+        distributed = learn.distrib_ctx(cpu=device.type == "cpu") if world_size > 1 else None
+        with distributed or contextlib.nullcontext():
+            fit(
+                learn,
+                schedule,
+                lr=config.lr,
+                epochs=config.epochs,
+                start_epoch=start_epoch,
+                freeze_epochs=config.freeze_epochs,
+            )
     wall_time = time.perf_counter() - started
 
     # fastai's validate() runs the callbacks' before_fit: the CSV logger would truncate the
     # history and the timer would reset, so they step out for the final evaluation.
-    with learn.removed_cbs([throughput, history_logger, checkpointer, *extra_callbacks]):
+    # Distributed, each rank evaluates its shard of the test set and fastai gathers the metric.
+    with learn.removed_cbs([throughput, *writers, *extra_callbacks]):
         _, test_accuracy = learn.validate()
     results = {
         "arch": config.arch,
@@ -772,10 +819,13 @@ def train_run(
             "channels_last": channels_last,
             "momentum": MOMENTUM,
             "weight_decay_kind": "coupled (L2 in the gradient)",
+            "world_size": world_size,
+            "global_bs": config.bs * world_size,
         },
         "wall_time_s": round(wall_time, 1),
         "resumed_at_epoch": start_epoch if resume else None,
-        "images_per_second": round(throughput.images_per_second, 1),
+        # Every rank trains as many images in the same time: the run's rate is world_size x one's.
+        "images_per_second": round(throughput.images_per_second * world_size, 1),
         "parameters": sum(p.numel() for p in learn.model.parameters()),
         "macs": count_macs(learn.model.float(), (data.train_images.shape[1], 32, 32)),
         "versions": library_versions(),
@@ -783,7 +833,7 @@ def train_run(
         "device": str(device),
         **(results_extra or {}),
     }
-    if write_outputs:
+    if write_outputs and rank == 0:
         write_run_folder(learn.model, results, out_dir, pretrained_cfg=pretrained_cfg)
         checkpoint_path.unlink(missing_ok=True)
     return results
@@ -806,15 +856,20 @@ def write_run_folder(
     save_model_folder(
         model, out_dir, label_names=results["label_names"], pretrained_cfg=pretrained_cfg
     )
-    _atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     plot_curves(out_dir / "history.csv", out_dir / "curves.png", title=results["arch"])
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def read_history(history: Path) -> dict[str, list[float]]:
@@ -827,6 +882,22 @@ def read_history(history: Path) -> dict[str, list[float]]:
             if key != "time":
                 columns.setdefault(key, []).append(float(value))
     return columns
+
+
+def save_figure(figure, out: Path) -> None:
+    """Write a matplotlib figure as PNG atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".png")
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=120)
+        os.replace(temporary, out)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+        plt.close(figure)
 
 
 def plot_curves(history: Path, out: Path, *, title: str = "") -> None:
@@ -847,9 +918,4 @@ def plot_curves(history: Path, out: Path, *, title: str = "") -> None:
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".png")
-    os.close(handle)
-    figure.savefig(temporary, dpi=120)
-    plt.close(figure)
-    os.replace(temporary, out)
+    save_figure(figure, out)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from allconv_zoo.learner import read_history
+from allconv_zoo.learner import read_history, save_figure
 from allconv_zoo.models import PAPER_NAMES
 from allconv_zoo.reference import PAPER_CIFAR10_ACCURACY, REPORT_CIFAR10_ACCURACY
 
@@ -84,12 +82,7 @@ def plot_test_curves(
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".png")
-    os.close(handle)
-    figure.savefig(temporary, dpi=120)
-    plt.close(figure)
-    os.replace(temporary, out)
+    save_figure(figure, out)
 
 
 def staged_results_table(cards_dir: str | Path) -> str:

@@ -41,7 +41,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,15 @@ from fastai.callback.core import Callback
 
 from allconv_zoo.data import CIFAR100_SUBSETS, CifarData
 from allconv_zoo.data import _parse_class_list as _parse_cifar100_classes
-from allconv_zoo.learner import SCHEDULES, RunConfig, RunError, read_history, train_run
+from allconv_zoo.learner import (
+    SCHEDULES,
+    RunConfig,
+    RunError,
+    atomic_write_text,
+    read_history,
+    save_figure,
+    train_run,
+)
 from allconv_zoo.models import (
     PAPER_NAMES,
     PRETRAINED_ARCHS,
@@ -512,7 +519,7 @@ def run_comparison(
         runs.append(StrategyRun(strategy, run_dir, results, read_history(run_dir / "history.csv")))
 
     rows = [table_row(run) for run in runs]
-    _write_text(out_dir / "table.md", render_table(rows, notes))
+    atomic_write_text(out_dir / "table.md", render_table(rows, notes))
     plot_comparison({subset: {run.strategy: run.history for run in runs}}, out_dir / "curves.png")
     return runs
 
@@ -604,21 +611,7 @@ def plot_comparison(panels: dict[str, dict[str, dict[str, list[float]]]], out: P
         axis.set_title(f"CIFAR-100 {subset}")
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".png")
-    os.close(handle)
-    figure.savefig(temporary, dpi=120)
-    plt.close(figure)
-    os.replace(temporary, out)
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-    os.replace(temporary, path)
+    save_figure(figure, out)
 
 
 def body_state(model: nn.Module) -> dict[str, torch.Tensor]:

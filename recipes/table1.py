@@ -14,10 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from train import add_run_arguments
+from train import add_run_arguments, run_config_from_args
 
 from allconv_zoo.data import DataNotFoundError, load_dataset
-from allconv_zoo.learner import RunConfig, RunError, train_run
+from allconv_zoo.learner import RunError, train_run
 from allconv_zoo.tables import TABLE1_ARCHS, cifar10_table, load_run_results, plot_test_curves
 
 
@@ -45,18 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 if (run_dir / "results.json").exists():
                     print(f"{arch}: finished run in {run_dir}, kept")
                     continue
-                config = RunConfig(
-                    arch=arch,
-                    schedule=args.schedule or "fast",
-                    epochs=args.epochs,
-                    lr=args.lr,
-                    bs=args.bs,
-                    wd=args.wd,
-                    device=args.device,
-                    precision=args.precision,
-                    seed=args.seed,
-                    limit=args.limit,
-                )
+                config = run_config_from_args(arch, args)
                 resume = (run_dir / "checkpoint.pt").exists()
                 train_run(config, data, run_dir, resume=resume)
         except (RunError, DataNotFoundError, ValueError) as error:

@@ -74,6 +74,23 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def run_config_from_args(arch: str, args: argparse.Namespace, **extra) -> RunConfig:
+    """The RunConfig that the shared flags (``add_run_arguments``) ask for."""
+    return RunConfig(
+        arch=arch,
+        schedule=args.schedule or "fast",
+        epochs=args.epochs,
+        lr=args.lr,
+        bs=args.bs,
+        wd=args.wd,
+        device=args.device,
+        precision=args.precision,
+        seed=args.seed,
+        limit=args.limit,
+        **extra,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -90,19 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         check_model_name(args.arch)
-        config = RunConfig(
-            arch=args.arch,
-            schedule=args.schedule or "fast",
-            epochs=args.epochs,
-            lr=args.lr,
-            bs=args.bs,
-            wd=args.wd,
-            drop_rate=args.drop_rate,
-            drop_in_rate=args.drop_in_rate,
-            device=args.device,
-            precision=args.precision,
-            seed=args.seed,
-            limit=args.limit,
+        config = run_config_from_args(
+            args.arch, args, drop_rate=args.drop_rate, drop_in_rate=args.drop_in_rate
         ).resolved()
         data = load_dataset("cifar10", args.data, download=not args.offline)
         out = Path(args.out or f"runs/{args.arch}.cifar10")

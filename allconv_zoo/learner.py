@@ -57,6 +57,7 @@ __all__ = [
     "Schedule",
     "allconv_splitter",
     "build_learner",
+    "evaluate_accuracy",
     "resolve_device",
     "resolve_precision",
     "train_run",
@@ -837,6 +838,35 @@ def train_run(
         write_run_folder(learn.model, results, out_dir, pretrained_cfg=pretrained_cfg)
         checkpoint_path.unlink(missing_ok=True)
     return results
+
+
+def evaluate_accuracy(
+    model: nn.Module,
+    data: CifarData,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    bs: int = 500,
+    device: str = "auto",
+) -> float:
+    """Top-1 accuracy in percent of ``model`` on the test split of ``data``.
+
+    Normalised with ``mean``/``std`` (default: the data's), no augmentation: what a user of the
+    weights gets, and what the runs' validation measured.
+    """
+    from allconv_zoo.loaders import BatchAugment
+
+    target = resolve_device(device)
+    transform = BatchAugment(mean or data.mean, std or data.std, train=False)
+    model = model.to(target).eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(data.test_labels), bs):
+            images = data.test_images[start : start + bs].to(target)
+            labels = data.test_labels[start : start + bs].to(target)
+            inputs, _ = transform((images, labels))
+            correct += int((model(inputs).argmax(dim=1) == labels).sum())
+    return 100.0 * correct / len(data.test_labels)
 
 
 def write_run_folder(

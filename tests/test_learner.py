@@ -22,6 +22,7 @@ from allconv_zoo.learner import (
     RunError,
     atomic_torch_save,
     build_learner,
+    evaluate_accuracy,
     schedule_callbacks,
     train_run,
 )
@@ -212,6 +213,8 @@ def test_short_run_learns_the_synthetic_task(squares, tmp_path):
     ).eval()
     weights = load_file(run / "model.safetensors")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    # and scores what the run reported, evaluated the way users (and tests/test_staged.py) do
+    assert abs(evaluate_accuracy(model, squares) - results["test_accuracy"]) < 0.01
 
 
 class _KillAfterEpoch(Callback):

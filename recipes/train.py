@@ -56,8 +56,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--bs", type=positive_int, help="override the preset's batch size (per process)"
     )
     parser.add_argument("--wd", type=float, help="override the preset's weight decay")
-    parser.add_argument("--data", help="data root (else $ALLCONV_DATA, else ~/.cache/allconv_zoo)")
     parser.add_argument("--out", help="run folder")
+    add_data_and_device_arguments(parser)
+
+
+def add_data_and_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the data are, how much of it, and where and how to compute: every recipe's flags."""
+    parser.add_argument("--data", help="data root (else $ALLCONV_DATA, else ~/.cache/allconv_zoo)")
     parser.add_argument(
         "--limit", type=positive_int, help="use only N training images (a fixed random choice)"
     )
@@ -66,9 +71,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         default="auto",
         choices=["auto", "bf16", "fp32"],
-        help="auto: bf16 autocast + channels_last where the device supports it",
+        help="auto: bf16 autocast + channels_last where the device computes bf16 natively",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of shuffling, augmentation, init")
     parser.add_argument(
         "--offline", action="store_true", help="never try to download the data, fail instead"
     )

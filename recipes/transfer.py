@@ -23,7 +23,7 @@ import logging
 import sys
 from pathlib import Path
 
-from train import positive_float, positive_int
+from train import add_data_and_device_arguments, positive_float, positive_int
 
 from allconv_zoo.data import DataNotFoundError, load_cifar100_subset
 from allconv_zoo.learner import RunError
@@ -91,24 +91,12 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--bs", type=positive_int, help="batch size (default 256)")
     parser.add_argument("--wd", type=float, help="weight decay (default 5e-4)")
-    parser.add_argument("--data", help="data root (else $ALLCONV_DATA, else ~/.cache/allconv_zoo)")
-    parser.add_argument("--limit", type=positive_int, help="use only the first N training images")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "bf16", "fp32"],
-        help="auto: bf16 autocast + channels_last where the device computes bf16 natively",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of both runs (default 0)")
+    add_data_and_device_arguments(parser)
     parser.add_argument(
         "--strategies",
         type=strategy_list,
         default=STRATEGIES,
         help="which runs to make, comma-separated (default transfer,scratch)",
-    )
-    parser.add_argument(
-        "--offline", action="store_true", help="never try to download the data, fail instead"
     )
     parser.add_argument(
         "--resume",

@@ -52,6 +52,7 @@ from allconv_zoo.models import (
     CIFAR10_STD,
     CIFAR100_MEAN,
     CIFAR100_STD,
+    CIFAR100_TRANSFER_LABELS,
 )
 
 __all__ = [
@@ -93,20 +94,11 @@ CIFAR100_FINE_LABELS = (
     "worm",
 )  # fmt: skip
 
-# The zoo's two ten-class CIFAR-100 tasks, each two coarse classes of five fine classes. The
-# order of the names is the label order 0-9 of the task.
+# The zoo's two ten-class CIFAR-100 tasks, in label order 0-9. The names live once, with the
+# pretrained configs of the transfer models that are trained on them (models.py).
 CIFAR100_SUBSETS: dict[str, tuple[str, ...]] = {
-    # large carnivores + vehicles 1
-    "class1": (
-        "bear", "leopard", "lion", "tiger", "wolf",
-        "bicycle", "bus", "motorcycle", "pickup_truck", "train",
-    ),
-    # flowers + household electrical devices
-    "class2": (
-        "orchid", "poppy", "rose", "sunflower", "tulip",
-        "clock", "keyboard", "lamp", "telephone", "television",
-    ),
-}  # fmt: skip
+    tag.removeprefix("cifar100_"): names for tag, names in CIFAR100_TRANSFER_LABELS.items()
+}
 
 IMAGE_SHAPE = (3, 32, 32)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -407,13 +407,15 @@ def _cifar10_cfg(arch: str) -> dict[str, Any]:
 
 
 # All-CNN-C fine-tuned from its CIFAR-10 weights on the two ten-class CIFAR-100 subsets of the
-# reproduction report (recipes/transfer.py). The names repeat allconv_zoo.data.CIFAR100_SUBSETS,
-# in its label order, because that module imports this one; a test keeps the two the same.
+# reproduction report (recipes/transfer.py), each two coarse classes of five fine classes, in
+# label order; allconv_zoo.data.CIFAR100_SUBSETS is derived from this.
 CIFAR100_TRANSFER_LABELS: dict[str, tuple[str, ...]] = {
+    # large carnivores + vehicles 1
     "cifar100_class1": (
         "bear", "leopard", "lion", "tiger", "wolf",
         "bicycle", "bus", "motorcycle", "pickup_truck", "train",
     ),
+    # flowers + household electrical devices
     "cifar100_class2": (
         "orchid", "poppy", "rose", "sunflower", "tulip",
         "clock", "keyboard", "lamp", "telephone", "television",

@@ -1,8 +1,8 @@
 """Run folder <-> Hugging Face Hub repo: safetensors weights, timm config, model card, upload.
 
 A run folder (written by ``allconv_zoo.learner``) holds ``model.safetensors``, ``config.json``,
-``history.csv``, ``curves.png`` and ``results.json``. Publishing stages from it the four files a
-Hub repo holds (weights, timm config, model card, curves), checks them, checks the token, and
+``history.csv``, ``curves.png`` and ``results.json``. Publishing stages from it what a Hub repo
+holds (those five files and ``README.md``, the model card), checks them, checks the token, and
 uploads them in one commit. Files whose content the repo already has are skipped by the client,
 so publishing the same run twice makes no second commit.
 
@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 import torch.nn as nn
 from timm.models import save_for_hf
 
+from allconv_zoo.files import atomic_copy, atomic_write_text
 from allconv_zoo.models import (
     HUB_NAMESPACE,
     PAPER_NAMES,
@@ -67,6 +67,7 @@ CONFIG_NAME = "config.json"
 RESULTS_NAME = "results.json"
 CURVES_NAME = "curves.png"
 CARD_NAME = "README.md"
+HISTORY_NAME = "history.csv"
 
 REQUIRED_RESULT_KEYS = (
     "arch",
@@ -311,7 +312,9 @@ def stage_repo_folder(
     """Write the content of the run's Hub repo into ``out_dir``: what ``--dry-run`` shows.
 
     ``model.safetensors`` (the run's tensors, checked by loading them into the architecture),
-    ``config.json`` (timm's format), ``README.md`` (the model card) and ``curves.png``.
+    ``config.json`` (timm's format), ``README.md`` (the model card), and the run's
+    ``results.json``, ``history.csv`` and ``curves.png``, each written atomically. A staged
+    folder is itself a run folder: it can be staged again (in place too) or published.
 
     Args:
         run_dir: a finished run folder.
@@ -333,15 +336,16 @@ def stage_repo_folder(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     # safetensors holds tensors and a string header only, so the run's file is copied as it is.
-    shutil.copyfile(run_dir / WEIGHTS_NAME, out_dir / WEIGHTS_NAME)
-    (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-    has_curves = (run_dir / CURVES_NAME).is_file()
-    if has_curves:
-        shutil.copyfile(run_dir / CURVES_NAME, out_dir / CURVES_NAME)
-    else:
-        _logger.warning("%s has no %s; the card will show no curves", run_dir, CURVES_NAME)
-    card = render_model_card(results, repo_id=repo_id, has_curves=has_curves)
-    (out_dir / CARD_NAME).write_text(str(card))
+    atomic_copy(run_dir / WEIGHTS_NAME, out_dir / WEIGHTS_NAME)
+    atomic_write_text(out_dir / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    atomic_copy(run_dir / RESULTS_NAME, out_dir / RESULTS_NAME)
+    for name, consequence in ((CURVES_NAME, "the card will show no curves"), (HISTORY_NAME, "")):
+        if (run_dir / name).is_file():
+            atomic_copy(run_dir / name, out_dir / name)
+        else:
+            _logger.warning("%s has no %s; %s", run_dir, name, consequence or "it is left out")
+    card = render_model_card(results, repo_id=repo_id, has_curves=(out_dir / CURVES_NAME).is_file())
+    atomic_write_text(out_dir / CARD_NAME, str(card))
     return out_dir
 
 
@@ -546,21 +550,22 @@ def write_card_folder(
     card_dir = Path(card_dir)
     card_dir.mkdir(parents=True, exist_ok=True)
     _check_results(results, "results")
-    (card_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
-    target = card_dir / CURVES_NAME
-    if curves is not None and Path(curves).is_file() and Path(curves).resolve() != target.resolve():
-        shutil.copyfile(curves, target)
+    atomic_write_text(card_dir / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
+    if curves is not None and Path(curves).is_file():
+        atomic_copy(curves, card_dir / CURVES_NAME)
     has_curves = (card_dir / CURVES_NAME).is_file()
     card = render_model_card(results, repo_id=repo_id, has_curves=has_curves)
-    (card_dir / CARD_NAME).write_text(str(card))
+    atomic_write_text(card_dir / CARD_NAME, str(card))
     return card_dir / CARD_NAME
 
 
 def regenerate_model_cards(cards_dir: str | Path, runs: Iterable[str | Path] = ()) -> list[Path]:
     """Stage the given run folders under ``cards_dir``, then re-render every card there.
 
-    Each card lives in ``cards_dir/<arch>.<tag>/`` beside the ``results.json`` it is rendered
-    from, so a card can be regenerated after the template changes without the run folder.
+    Each run becomes ``cards_dir/<arch>.<tag>/`` holding its whole Hub repo content
+    (``stage_repo_folder``: weights checked, config, card, results, history, curves). Every
+    card is then rendered again from the ``results.json`` beside it, so the cards follow the
+    template without the weights or the run folders.
 
     Returns:
         The written ``README.md`` paths, sorted.
@@ -569,11 +574,7 @@ def regenerate_model_cards(cards_dir: str | Path, runs: Iterable[str | Path] = (
     for run in runs:
         results = load_results(run)
         _check_results(results, str(Path(run) / RESULTS_NAME))
-        write_card_folder(
-            results,
-            cards_dir / f"{results['arch']}.{results['tag']}",
-            curves=Path(run) / CURVES_NAME,
-        )
+        stage_repo_folder(run, cards_dir / f"{results['arch']}.{results['tag']}")
     written = []
     for results_path in sorted(cards_dir.glob(f"*/{RESULTS_NAME}")):
         written.append(write_card_folder(load_results(results_path.parent), results_path.parent))

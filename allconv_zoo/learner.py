@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from fastai.torch_core import num_distrib, rank_distrib
 from fastcore.basics import even_mults
 
 from allconv_zoo.data import CifarData
+from allconv_zoo.files import atomic_path, atomic_write_text
 from allconv_zoo.loaders import make_dataloaders
 from allconv_zoo.models import count_macs
 
@@ -392,18 +392,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save into a temporary file beside ``path``, then rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """torch.save onto ``path`` atomically, synced to disk before the rename."""
+    with atomic_path(path) as temporary, temporary.open("wb") as file:
+        torch.save(obj, file)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:
@@ -890,18 +883,6 @@ def write_run_folder(
     plot_curves(out_dir / "history.csv", out_dir / "curves.png", title=results["arch"])
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
 def read_history(history: Path) -> dict[str, list[float]]:
     """history.csv as columns of floats (the ``time`` column is skipped)."""
     with history.open(newline="") as file:
@@ -915,18 +896,14 @@ def read_history(history: Path) -> dict[str, list[float]]:
 
 
 def save_figure(figure, out: Path) -> None:
-    """Write a matplotlib figure as PNG atomically (temporary file, then rename) and close it."""
+    """Write a matplotlib figure as PNG atomically and close it."""
     import matplotlib.pyplot as plt
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=120)
-        os.replace(temporary, out)
+        with atomic_path(out, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=120)
     finally:
-        Path(temporary).unlink(missing_ok=True)
         plt.close(figure)
 
 

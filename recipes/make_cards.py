@@ -3,7 +3,9 @@
     python recipes/make_cards.py                       # re-render the cards already staged
     python recipes/make_cards.py --runs runs/a runs/b  # stage these runs first, then re-render
 
-A card folder is model_cards/<arch>.<tag>/ with results.json, curves.png and README.md.
+A staged folder is model_cards/<arch>.<tag>/, the exact content of its Hub repo: model.safetensors,
+config.json, README.md (the card), results.json, history.csv and curves.png. Re-rendering needs
+only results.json, so the cards follow the template in allconv_zoo/hub.py.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Publish a finished run folder to the Hugging Face Hub, or stage its repo content locally.
 
-    python recipes/publish.py runs/all_cnn_c --repo-id allconv-zoo/all_cnn_c.cifar10
+    python recipes/publish.py model_cards/all_cnn_c.cifar10 --repo-id allconv-zoo/all_cnn_c.cifar10
     python recipes/publish.py runs/all_cnn_c --repo-id me/all_cnn_c.cifar10 --dry-run out/
 
-The repo gets model.safetensors, config.json (timm's format), README.md (the model card) and
-curves.png in one commit; publishing the same run again makes no commit. The token comes from
---token, HF_TOKEN or `hf auth login`, and is checked before anything is uploaded.
+RUN_DIR is a run folder of recipes/train.py or a folder staged under model_cards/. The repo gets
+model.safetensors, config.json (timm's format), README.md (the model card), results.json,
+history.csv and curves.png in one commit; publishing the same run again makes no commit. The
+token comes from --token, HF_TOKEN or `hf auth login`, and is checked before anything is
+uploaded.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from allconv_zoo.hub import HubError, publish, stage_repo_folder
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", help="a finished run folder (the --out of recipes/train.py)")
+    parser.add_argument(
+        "run_dir", help="a finished run folder (--out of recipes/train.py) or model_cards/ARCH.TAG"
+    )
     parser.add_argument(
         "--repo-id", required=True, help="NAMESPACE/NAME, e.g. me/all_cnn_c.cifar10"
     )

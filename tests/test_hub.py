@@ -295,6 +295,8 @@ def test_publish_makes_one_commit_with_the_repo_content(hub, published, run_dir)
         "config.json",
         "README.md",
         "curves.png",
+        "results.json",
+        "history.csv",
     }
     assert files["model.safetensors"].lfs and files["curves.png"].lfs
     assert files["model.safetensors"].content == (run_dir / "model.safetensors").read_bytes()
@@ -558,9 +560,27 @@ def test_dry_run_cli_writes_the_repo_content_only(run_dir, tmp_path, capsys):
     assert main([str(run_dir), "--repo-id", f"{NAMESPACE}/x", "--dry-run", str(out)]) == 0
     assert "model.safetensors" in capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["README.md", "config.json", "curves.png", "model.safetensors"]
-    assert (out / "model.safetensors").read_bytes() == (run_dir / "model.safetensors").read_bytes()
+    assert names == [
+        "README.md",
+        "config.json",
+        "curves.png",
+        "history.csv",
+        "model.safetensors",
+        "results.json",
+    ]
+    for name in ("model.safetensors", "results.json", "history.csv", "curves.png"):
+        assert (out / name).read_bytes() == (run_dir / name).read_bytes(), name
     assert f"hf-hub:{NAMESPACE}/x" in (out / "README.md").read_text()
+
+
+def test_a_staged_folder_stages_again_unchanged_in_place_and_elsewhere(run_dir, tmp_path):
+    # model_cards/<arch>.<tag>/ is what gets published, so staging it must be a fixed point.
+    staged = stage_repo_folder(run_dir, tmp_path / "staged", repo_id=f"{NAMESPACE}/x")
+    before = {p.name: p.read_bytes() for p in staged.iterdir()}
+    stage_repo_folder(staged, staged, repo_id=f"{NAMESPACE}/x")
+    again = stage_repo_folder(staged, tmp_path / "again", repo_id=f"{NAMESPACE}/x")
+    assert {p.name: p.read_bytes() for p in staged.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in again.iterdir()} == before
 
 
 def _assert_card_matches(card_path: Path, results: dict) -> None:
@@ -586,6 +606,8 @@ def test_every_model_card_parses_and_matches_its_results(run_dir, tmp_path):
             shutil.copytree(folder.parent, cards / folder.parent.name)
     written = regenerate_model_cards(cards, [run_dir])
     assert cards / f"{ARCH}.cifar10" / "README.md" in written
+    staged_weights = cards / f"{ARCH}.cifar10" / "model.safetensors"
+    assert staged_weights.read_bytes() == (run_dir / "model.safetensors").read_bytes()
     for card_path in written:
         results = load_results(card_path.parent)
         _assert_card_matches(card_path, results)

@@ -632,8 +632,16 @@ def _truncate_history(history: Path, epochs_done: int) -> None:
 def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    # platform.processor() is empty on most Linux systems; /proc/cpuinfo names the model there.
+    model = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    name = f"{model} ({platform.machine()})" if model else platform.machine()
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"CPU {name}, {isa}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
 
 
 def library_versions() -> dict[str, str]:

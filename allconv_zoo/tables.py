@@ -9,7 +9,12 @@ from typing import Any
 
 from allconv_zoo.learner import read_history, save_figure
 from allconv_zoo.models import PAPER_NAMES
-from allconv_zoo.reference import PAPER_CIFAR10_ACCURACY, REPORT_CIFAR10_ACCURACY
+from allconv_zoo.reference import (
+    PAPER_CIFAR10_ACCURACY,
+    REPORT_CIFAR10_ACCURACY,
+    cifar10_reference,
+    cifar100_reference,
+)
 
 __all__ = [
     "TABLE1_ARCHS",
@@ -86,18 +91,31 @@ def plot_test_curves(
 
 
 def staged_results_table(cards_dir: str | Path) -> str:
-    """The README's results table, from the staged Hub folders' results.json files."""
+    """The README's results table, from the staged Hub folders' results.json files.
+
+    Beside each accuracy stand the report's and the paper's numbers for the same model and data
+    (the report's fine-tuned number for a transfer run), and what produced it: epochs, schedule,
+    seconds per epoch (wall time, test evaluation included) and the machine.
+    """
     staged = load_run_results(sorted(p for p in Path(cards_dir).iterdir() if p.is_dir()))
     if not staged:
         return "(no staged runs yet)"
     lines = [
-        "| Hub repo | dataset | test accuracy (%) | epochs | schedule | device |",
-        "| --- | --- | ---: | ---: | --- | --- |",
+        "| Hub repo | test accuracy (%) | report (%) | paper (%) | epochs | schedule "
+        "| s/epoch | machine |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
     ]
     for run in staged:
+        if run["dataset"] == "cifar10":
+            reference = cifar10_reference(run["arch"])
+        else:
+            subset = run["tag"].rsplit("_", 1)[-1]
+            reference = {"report": cifar100_reference(run["arch"], subset).get("transfer")}
         lines.append(
-            f"| `{Path(run['run_dir']).name}` | {run['dataset']} | {run['test_accuracy']:.2f} "
-            f"| {run['epochs']} | {run['schedule']} | {run.get('machine', '?')} |"
+            f"| `{Path(run['run_dir']).name}` | {run['test_accuracy']:.2f} "
+            f"| {_number(reference.get('report'))} | {_number(reference.get('paper'))} "
+            f"| {run['epochs']} | {run['schedule']} | {run['wall_time_s'] / run['epochs']:.0f} "
+            f"| {run.get('machine', '?')} |"
         )
     return "\n".join(lines)
 

@@ -33,3 +33,27 @@ def test_ci_runs_the_readme_test_command():
     assert "python -m pytest -q" in readme
     assert "python -m pytest -q" in ci
     assert 'pip install ".[test]"' in readme and '".[test]"' in ci
+
+
+def test_results_table_sets_each_staged_run_beside_its_reference_numbers(tmp_path):
+    import json
+
+    from allconv_zoo.tables import staged_results_table
+
+    assert staged_results_table(tmp_path) == "(no staged runs yet)"
+    runs = {
+        "all_cnn_c.cifar10": dict(arch="all_cnn_c", tag="cifar10", dataset="cifar10"),
+        "all_cnn_c.cifar100_class2": dict(
+            arch="all_cnn_c", tag="cifar100_class2", dataset="cifar100"
+        ),
+    }
+    for name, run in runs.items():
+        (tmp_path / name).mkdir()
+        run.update(test_accuracy=71.234, epochs=4, schedule="fast", wall_time_s=1000.0)
+        run["machine"] = "CPU test"
+        (tmp_path / name / "results.json").write_text(json.dumps(run))
+    rows = staged_results_table(tmp_path).splitlines()[2:]
+    assert rows == [
+        "| `all_cnn_c.cifar10` | 71.23 | 89.21 | 90.92 | 4 | fast | 250 | CPU test |",
+        "| `all_cnn_c.cifar100_class2` | 71.23 | 84.50 | - | 4 | fast | 250 | CPU test |",
+    ]

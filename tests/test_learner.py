@@ -343,3 +343,32 @@ def test_short_real_cifar10_run_reaches_a_stated_accuracy(real_data_root, tmp_pa
     results = train_run(config, data, tmp_path / "real")
     assert results["test_images"] == 10_000 and results["train_images"] == 2_000
     assert results["test_accuracy"] >= 18.0, results["test_accuracy"]
+
+
+def test_table1_stages_each_finished_run_and_keeps_it_on_a_rerun(tmp_path):
+    from test_data import _write_cifar10_batches
+
+    _write_cifar10_batches(tmp_path / "data" / "cifar-10-batches-py")
+    cards = tmp_path / "cards"
+    command = [sys.executable, str(REPO / "recipes" / "table1.py"), "--archs", "cnn_a"]
+    command += ["--epochs", "1", "--bs", "10", "--data", str(tmp_path / "data"), "--offline"]
+    command += ["--out", str(tmp_path / "runs"), "--stage", "--cards-dir", str(cards)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    staged = cards / "cnn_a.cifar10"
+    assert sorted(p.name for p in staged.iterdir()) == [
+        "README.md",
+        "config.json",
+        "curves.png",
+        "history.csv",
+        "model.safetensors",
+        "results.json",
+    ]
+    weights = (staged / "model.safetensors").read_bytes()
+    assert weights == (tmp_path / "runs" / "cnn_a.cifar10" / "model.safetensors").read_bytes()
+    assert "Model A (`cnn_a`)" in (tmp_path / "runs" / "table1.md").read_text()
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "finished run" in second.stdout
+    assert (staged / "model.safetensors").read_bytes() == weights

@@ -355,17 +355,12 @@ def test_table1_stages_each_finished_run_and_keeps_it_on_a_rerun(tmp_path):
     command += ["--out", str(tmp_path / "runs"), "--stage", "--cards-dir", str(cards)]
     first = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
-    staged = cards / "cnn_a.cifar10"
-    assert sorted(p.name for p in staged.iterdir()) == [
-        "README.md",
-        "config.json",
-        "curves.png",
-        "history.csv",
-        "model.safetensors",
-        "results.json",
-    ]
+    staged, run = cards / "cnn_a.cifar10", tmp_path / "runs" / "cnn_a.cifar10"
+    # The Hub repo: the finished run's files, less its checkpoint, plus the model card.
+    run_files = {p.name for p in run.iterdir()} - {"checkpoint.pt"}
+    assert {p.name for p in staged.iterdir()} == run_files | {"README.md"}
     weights = (staged / "model.safetensors").read_bytes()
-    assert weights == (tmp_path / "runs" / "cnn_a.cifar10" / "model.safetensors").read_bytes()
+    assert weights == (run / "model.safetensors").read_bytes()
     assert "Model A (`cnn_a`)" in (tmp_path / "runs" / "table1.md").read_text()
 
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -28,3 +28,14 @@ def test_writes_and_copies_replace_the_target_and_create_its_folder(tmp_path):
     atomic_copy(copy, copy)  # onto itself: nothing to do, nothing lost
     assert copy.read_text() == "second"
     assert sorted(p.name for p in copy.parent.iterdir()) == ["README.md"]
+
+
+def test_written_files_get_the_usual_mode_not_mkstemps_private_one(tmp_path):
+    import os
+
+    target = tmp_path / "config.json"
+    atomic_write_text(target, "{}")
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert os.access(target, os.R_OK)

@@ -376,6 +376,24 @@ def _reference_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _shortfall(results: dict[str, Any]) -> str:
+    """A Limitations line when the model is clearly below the reproduction report's number."""
+    if results["dataset"] == "cifar10":
+        report = cifar10_reference(results["arch"]).get("report")
+    else:
+        report = cifar100_reference(results["arch"], _subset(results["tag"]) or "").get("transfer")
+    accuracy = float(results["test_accuracy"])
+    # Half a point: below that the gap is within what another seed of the same recipe gives.
+    if report is None or accuracy >= report - 0.5:
+        return ""
+    return (
+        f"\n- Under-trained: {report - accuracy:.2f} points below the reproduction report's "
+        f"{report:.2f}%, after {results['epochs']} epochs of the `{results['schedule']}` preset "
+        f"on {results['machine']}. The report trained 100 epochs; weights from a longer run "
+        "will replace these under the same name."
+    )
+
+
 def _usage(results: dict[str, Any], repo_id: str) -> str:
     arch, tag = results["arch"], results["tag"]
     default = tag == "cifar10" and arch in PRETRAINED_ARCHS and repo_id == default_repo_id(results)
@@ -524,7 +542,7 @@ The reproduction report: {REPORT}.
 {_usage(results, repo_id)}
 
 ## Limitations
-
+{_shortfall(results)}
 - Trained and tested at 32x32 on {dataset_name} only; photographs of other sizes and kinds need
   fine-tuning, and the accuracy above says nothing about them.
 - One training run with one seed; other seeds of the same recipe give other accuracies.

@@ -615,6 +615,9 @@ def test_every_model_card_parses_and_matches_its_results(run_dir, tmp_path):
         if results["dataset"] == "cifar10" and results["arch"] in PAPER_CIFAR10_ACCURACY:
             assert f"| {PAPER_CIFAR10_ACCURACY[results['arch']]:.2f} |" in text
             assert f"| {REPORT_CIFAR10_ACCURACY[results['arch']]:.2f} |" in text
+            # A model clearly below the report says so among its limitations.
+            short = results["test_accuracy"] < REPORT_CIFAR10_ACCURACY[results["arch"]] - 0.5
+            assert ("Under-trained" in text) == short, card_path
     # The committed cards are what the current template renders.
     for folder in (REPO / "model_cards").glob("*/results.json"):
         rendered = (cards / folder.parent.name / "README.md").read_text()

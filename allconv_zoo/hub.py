@@ -37,7 +37,13 @@ from allconv_zoo.models import (
     PretrainedWeightsError,
     check_model_name,
 )
-from allconv_zoo.reference import PAPER, REPORT, cifar10_reference, cifar100_reference
+from allconv_zoo.reference import (
+    PAPER,
+    REPORT,
+    cifar10_reference,
+    cifar100_reference,
+    report_accuracy,
+)
 
 __all__ = [
     "DATASETS",
@@ -378,10 +384,7 @@ def _reference_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _shortfall(results: dict[str, Any]) -> str:
     """A Limitations line when the model is clearly below the reproduction report's number."""
-    if results["dataset"] == "cifar10":
-        report = cifar10_reference(results["arch"]).get("report")
-    else:
-        report = cifar100_reference(results["arch"], _subset(results["tag"]) or "").get("transfer")
+    report = report_accuracy(results["arch"], results["dataset"], results["tag"])
     accuracy = float(results["test_accuracy"])
     # Half a point: below that the gap is within what another seed of the same recipe gives.
     if report is None or accuracy >= report - 0.5:

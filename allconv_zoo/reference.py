@@ -13,6 +13,8 @@ All values are test accuracies in percent.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "PAPER",
     "PAPER_CIFAR10_ACCURACY",
@@ -23,6 +25,7 @@ __all__ = [
     "cifar10_reference",
     "cifar100_reference",
     "model_table",
+    "report_accuracy",
 ]
 
 PAPER = (
@@ -89,6 +92,15 @@ def cifar10_reference(arch: str) -> dict[str, float]:
 def cifar100_reference(arch: str, subset: str) -> dict[str, float]:
     """The report's transfer and scratch accuracy of ``arch`` on a CIFAR-100 subset, or {}."""
     return dict(REPORT_CIFAR100_TRANSFER.get(arch, {}).get(subset, {}))
+
+
+def report_accuracy(arch: str, dataset: str, tag: str) -> float | None:
+    """The report's number for a run: Table 1 on CIFAR-10, the fine-tuned one of Table 2 on a
+    CIFAR-100 subset (named in ``tag``, e.g. ``cifar100_class1``); None where it has none."""
+    if dataset == "cifar10":
+        return REPORT_CIFAR10_ACCURACY.get(arch)
+    subset = re.search(r"class\d+", tag)
+    return cifar100_reference(arch, subset.group(0)).get("transfer") if subset else None
 
 
 def model_table() -> str:

@@ -12,8 +12,7 @@ from allconv_zoo.models import PAPER_NAMES
 from allconv_zoo.reference import (
     PAPER_CIFAR10_ACCURACY,
     REPORT_CIFAR10_ACCURACY,
-    cifar10_reference,
-    cifar100_reference,
+    report_accuracy,
 )
 
 __all__ = [
@@ -106,14 +105,11 @@ def staged_results_table(cards_dir: str | Path) -> str:
         "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
     ]
     for run in staged:
-        if run["dataset"] == "cifar10":
-            reference = cifar10_reference(run["arch"])
-        else:
-            subset = run["tag"].rsplit("_", 1)[-1]
-            reference = {"report": cifar100_reference(run["arch"], subset).get("transfer")}
+        report = report_accuracy(run["arch"], run["dataset"], run["tag"])
+        paper = PAPER_CIFAR10_ACCURACY.get(run["arch"]) if run["dataset"] == "cifar10" else None
         lines.append(
             f"| `{Path(run['run_dir']).name}` | {run['test_accuracy']:.2f} "
-            f"| {_number(reference.get('report'))} | {_number(reference.get('paper'))} "
+            f"| {_number(report)} | {_number(paper)} "
             f"| {run['epochs']} | {run['schedule']} | {run['wall_time_s'] / run['epochs']:.0f} "
             f"| {run.get('machine', '?')} |"
         )

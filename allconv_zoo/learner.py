@@ -368,7 +368,7 @@ class ResumableCSVLogger(CSVLogger):
             # super() wrote a second header at the end; drop it by rewriting the file.
             self.file.close()
             lines = history.read_text().splitlines(keepends=True)
-            history.write_text("".join(lines[:-1]))
+            atomic_write_text(history, "".join(lines[:-1]))
             self.file = history.open("a")
 
 
@@ -625,7 +625,8 @@ def _truncate_history(history: Path, epochs_done: int) -> None:
     if not rows:
         return
     kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < epochs_done]
-    with history.open("w", newline="") as file:
+    # Atomic: this rewrites the only record of the finished epochs.
+    with atomic_path(history, suffix=".csv") as temporary, temporary.open("w", newline="") as file:
         csv.writer(file).writerows(kept)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from transfer import USER_ERRORS, add_transfer_arguments, compare
 
 from allconv_zoo.data import CIFAR100_SUBSETS
+from allconv_zoo.files import atomic_write_text
 from allconv_zoo.learner import read_history
 from allconv_zoo.models import check_model_name
 from allconv_zoo.transfer import (
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"error: {error}\n")
 
     table = render_table(rows, notes)
-    (out / "table.md").write_text(table)
+    atomic_write_text(out / "table.md", table)
     plot_comparison(panels, out / "curves.png")
     print(table, end="")
     print(f"table: {out / 'table.md'}, figure: {out / 'curves.png'}")

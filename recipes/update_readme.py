@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from allconv_zoo.files import atomic_write_text
 from allconv_zoo.tables import render_readme
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     readme = REPO / "README.md"
-    readme.write_text(render_readme(readme.read_text(), REPO / "model_cards"))
+    atomic_write_text(readme, render_readme(readme.read_text(), REPO / "model_cards"))
     print(f"updated {readme}")
     return 0
 

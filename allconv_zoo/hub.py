@@ -483,6 +483,13 @@ def render_model_card(
     # The data module keeps notes as a list of sentences; older runs wrote one string.
     notes = " ".join(notes) if isinstance(notes, (list, tuple)) else notes
     data_notes = notes or "None: the data are the official release."
+    data_line = results["data_source"]
+    if "train_images" in results and "test_images" in results:
+        # The counts say which split was used (and whether --limit cut it), beside the notes.
+        data_line = (
+            f"{results['train_images']:,} training images; the test accuracy is over "
+            f"{results['test_images']:,} test images. Read from: {data_line}"
+        )
     reference_rows = "\n".join(
         f"| {label} | {value} |" for label, value in _reference_rows(results)
     )
@@ -516,7 +523,7 @@ the allconv_zoo package's fastai recipe. Test accuracy: **{accuracy:.2f}%**.
 - Recipe: `recipes/{"transfer" if results.get("strategy") else "train"}.py` (fastai `Learner`
   around the timm model), schedule preset
   `{results["schedule"]}`, {results["epochs"]} epoch{"s" if results["epochs"] != 1 else ""}.{base}
-- Data: {results["data_source"]}
+- Data: {data_line}
 - How the data differ from the official release: {data_notes}
 - Machine: {results["machine"]}; wall time {results["wall_time_s"]:.0f} s,
   {results["images_per_second"]:.0f} training images per second.

@@ -594,6 +594,10 @@ def _assert_card_matches(card_path: Path, results: dict) -> None:
     assert f"**{results['test_accuracy']:.2f}%**" in card.text
     assert f"{results['parameters']:,}" in card.text and f"{results['macs']:,}" in card.text
     assert f"{results['epochs']} epoch" in card.text and f"`{results['schedule']}`" in card.text
+    if "train_images" in results:
+        # The card says how many images were trained on and tested on, so a cut is visible.
+        assert f"{results['train_images']:,} training images" in card.text
+        assert f"over {results['test_images']:,} test images" in card.text
 
 
 def test_every_model_card_parses_and_matches_its_results(run_dir, tmp_path):

@@ -485,7 +485,7 @@ def render_model_card(
     data_notes = notes or "None: the data are the official release."
     data_line = results["data_source"]
     if "train_images" in results and "test_images" in results:
-        # The counts say which split was used (and whether --limit cut it), beside the notes.
+        # The counts show the size of the split a run used, and any --limit cut of it.
         data_line = (
             f"{results['train_images']:,} training images; the test accuracy is over "
             f"{results['test_images']:,} test images. Read from: {data_line}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from allconv_zoo.reference import (
     cifar10_reference,
     cifar100_reference,
     report_accuracy,
+    report_subset,
 )
 
 __all__ = [
@@ -358,11 +358,6 @@ def stage_repo_folder(
 # -- model card ----------------------------------------------------------------------------
 
 
-def _subset(tag: str) -> str | None:
-    match = re.search(r"(class\d+)", tag)
-    return match.group(1) if match else None
-
-
 def _reference_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     arch, dataset = results["arch"], results["dataset"]
     rows = []
@@ -373,7 +368,7 @@ def _reference_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         if "report" in reference:
             rows.append(("Reproduction report (Li)", f"{reference['report']:.2f}"))
     elif dataset == "cifar100":
-        subset = _subset(results["tag"])
+        subset = report_subset(results["tag"])
         reference = cifar100_reference(arch, subset) if subset else {}
         if "transfer" in reference:
             rows.append((f"Report (Li), {subset}, from CIFAR-10", f"{reference['transfer']:.1f}"))
@@ -448,7 +443,7 @@ def render_model_card(
     repo_id = repo_id or default_repo_id(results)
     arch, tag = results["arch"], results["tag"]
     dataset_id, dataset_name = DATASETS[results["dataset"]]
-    subset = _subset(tag)
+    subset = report_subset(tag)
     split_note = f" ({subset} subset)" if results["dataset"] == "cifar100" and subset else ""
     accuracy = float(results["test_accuracy"])
     name = f"{arch}.{tag}"

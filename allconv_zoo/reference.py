@@ -26,6 +26,7 @@ __all__ = [
     "cifar100_reference",
     "model_table",
     "report_accuracy",
+    "report_subset",
 ]
 
 PAPER = (
@@ -94,13 +95,19 @@ def cifar100_reference(arch: str, subset: str) -> dict[str, float]:
     return dict(REPORT_CIFAR100_TRANSFER.get(arch, {}).get(subset, {}))
 
 
+def report_subset(tag: str) -> str | None:
+    """The report's CIFAR-100 subset a tag names (``cifar100_class1`` -> ``class1``), or None."""
+    match = re.search(r"class\d+", tag)
+    return match.group(0) if match else None
+
+
 def report_accuracy(arch: str, dataset: str, tag: str) -> float | None:
     """The report's number for a run: Table 1 on CIFAR-10, the fine-tuned one of Table 2 on a
     CIFAR-100 subset (named in ``tag``, e.g. ``cifar100_class1``); None where it has none."""
     if dataset == "cifar10":
         return REPORT_CIFAR10_ACCURACY.get(arch)
-    subset = re.search(r"class\d+", tag)
-    return cifar100_reference(arch, subset.group(0)).get("transfer") if subset else None
+    subset = report_subset(tag)
+    return cifar100_reference(arch, subset).get("transfer") if subset else None
 
 
 def model_table() -> str:

@@ -600,14 +600,17 @@ def _assert_card_matches(card_path: Path, results: dict) -> None:
         assert f"over {results['test_images']:,} test images" in card.text
 
 
+def _copy_staged_folders(target: Path) -> None:
+    for folder in (REPO / "model_cards").glob("*/results.json"):
+        shutil.copytree(folder.parent, target / folder.parent.name)
+
+
 def test_every_model_card_parses_and_matches_its_results(run_dir, tmp_path):
     from allconv_zoo.reference import PAPER_CIFAR10_ACCURACY, REPORT_CIFAR10_ACCURACY
 
     cards = tmp_path / "cards"
     # The repository's own cards, re-rendered from their results.json, and one from a test run.
-    if (REPO / "model_cards").is_dir():
-        for folder in (REPO / "model_cards").glob("*/results.json"):
-            shutil.copytree(folder.parent, cards / folder.parent.name)
+    _copy_staged_folders(cards)
     written = regenerate_model_cards(cards, [run_dir])
     assert cards / f"{ARCH}.cifar10" / "README.md" in written
     staged_weights = cards / f"{ARCH}.cifar10" / "model.safetensors"
@@ -625,9 +628,7 @@ def test_every_model_card_parses_and_matches_its_results(run_dir, tmp_path):
     # The committed cards are what the current template renders. Rendered apart from the test
     # run above, which would replace a staged folder of the same name (ARCH.cifar10).
     committed = tmp_path / "committed"
-    if (REPO / "model_cards").is_dir():
-        for folder in (REPO / "model_cards").glob("*/results.json"):
-            shutil.copytree(folder.parent, committed / folder.parent.name)
+    _copy_staged_folders(committed)
     regenerate_model_cards(committed, [])
     for folder in (REPO / "model_cards").glob("*/results.json"):
         rendered = (committed / folder.parent.name / "README.md").read_text()

@@ -35,6 +35,7 @@ from allconv_zoo.models import (
     PRETRAINED_ARCHS,
     PretrainedWeightsError,
     check_model_name,
+    describe_architecture,
 )
 from allconv_zoo.reference import (
     PAPER,
@@ -504,8 +505,7 @@ the allconv_zoo package's fastai recipe. Test accuracy: **{accuracy:.2f}%**.
 
 ## Model
 
-- Architecture: `{arch}` ({paper_name}), a network of convolutions, ReLUs and dropout only; the
-  classes are global averages of one 1x1-convolution map per class.
+- Architecture: `{arch}` ({paper_name}). {describe_architecture(arch)}
 - Parameters: {results["parameters"]:,}
 - Multiply-accumulates per 32x32 image: {results["macs"]:,} ({results["macs"] / 1e6:.1f} M)
 - Classes: {results["num_classes"]} ({", ".join(map(str, results["label_names"][:10]))}{

@@ -59,6 +59,7 @@ __all__ = [
     "UnknownModelError",
     "check_model_name",
     "count_macs",
+    "describe_architecture",
 ]
 
 # Where the published weights live on the Hugging Face Hub. A fork or a mirror points every
@@ -180,6 +181,30 @@ def _parse_layer(token: str) -> tuple[str, int, int]:
         raise ValueError(f"Unknown layer token {token!r}: use 'convK', 'convK/2' or 'pool'.")
     kernel, _, stride = token[len("conv") :].partition("/")
     return "conv", int(kernel), int(stride or 1)
+
+
+def describe_architecture(arch: str) -> str:
+    """One sentence of the layers of ``arch``, built from its ``MODEL_SPECS`` entry.
+
+    The model cards use it, so what a card says of a network is what ``AllConvNet`` builds.
+    """
+    spec = MODEL_SPECS[check_model_name(arch).partition(".")[0]]
+    words = []
+    for token in spec:
+        kind, kernel, stride = _parse_layer(token)
+        name = "max-pooling" if kind == "pool" else "convolution"
+        words.append(f"{kernel}x{kernel} {name}" + (f" with stride {stride}" if stride > 1 else ""))
+    pooling = (
+        "Max-pooling downsamples the two stages."
+        if "pool" in spec
+        else "It has no pooling layer before the global average: stride-2 convolutions downsample."
+    )
+    return (
+        f"Two stages, of {STAGE_WIDTHS[0]} then {STAGE_WIDTHS[1]} channels, each made of: "
+        f"{', '.join(words)}. Then a 3x3 convolution without padding, a 1x1 convolution and a "
+        f"1x1 convolution to one map per class; the class scores are the global averages of "
+        f"those maps. A ReLU follows every convolution. {pooling}"
+    )
 
 
 def _make_stage(spec: Sequence[str], in_chs: int, out_chs: int, drop_rate: float) -> nn.Sequential:

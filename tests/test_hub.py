@@ -40,7 +40,7 @@ from allconv_zoo.hub import (
     save_model_folder,
     stage_repo_folder,
 )
-from allconv_zoo.models import CIFAR10_LABELS
+from allconv_zoo.models import CIFAR10_LABELS, describe_architecture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub_server import LoopbackHub
@@ -593,6 +593,7 @@ def _assert_card_matches(card_path: Path, results: dict) -> None:
     assert evaluation.dataset_type.endswith(results["dataset"])
     assert f"**{results['test_accuracy']:.2f}%**" in card.text
     assert f"{results['parameters']:,}" in card.text and f"{results['macs']:,}" in card.text
+    assert describe_architecture(results["arch"]) in card.text  # pooled or not, as built
     assert f"{results['epochs']} epoch" in card.text and f"`{results['schedule']}`" in card.text
     if "train_images" in results:
         # The card says how many images were trained on and tested on, so a cut is visible.

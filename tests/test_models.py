@@ -24,6 +24,7 @@ from allconv_zoo.models import (
     InputTooSmallError,
     UnknownModelError,
     check_model_name,
+    describe_architecture,
 )
 
 # The parameter counts of the paper's networks with 10 classes.
@@ -107,6 +108,23 @@ def test_stage_convolutions_follow_the_paper(arch, kernels):
         assert strides == ([1] * (per_stage - 1) + [2]) * 2
     else:
         assert set(strides) == {1}
+
+
+@pytest.mark.parametrize("arch", MODEL_NAMES)
+def test_description_names_the_layers_the_model_has(arch):
+    # The model cards print this sentence; it must not call a pooled network pool-free.
+    model = timm.create_model(arch)
+    text = describe_architecture(arch)
+    has_pool = any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    assert ("max-pooling" in text) == has_pool
+    strided = any(c.stride == (2, 2) for c in conv_layers(model))
+    assert ("convolution with stride 2" in text) == strided
+    first_stage = [
+        f"{m.kernel_size[0]}x{m.kernel_size[0]} convolution" + " with stride 2" * (m.stride[0] == 2)
+        for m in model.stages[0]
+        if isinstance(m, nn.Conv2d)
+    ]
+    assert f"made of: {', '.join(first_stage)}" in text
 
 
 def test_all_cnn_c_replaces_each_pool_by_a_strided_conv():

@@ -63,6 +63,7 @@ from allconv_zoo.learner import (
     train_run,
 )
 from allconv_zoo.models import (
+    HUB_NAMESPACE,
     PAPER_NAMES,
     PRETRAINED_ARCHS,
     PretrainedWeightsError,
@@ -126,7 +127,10 @@ class SourceWeights:
         file: a local safetensors file, or None for the Hub's ``<arch>.cifar10`` weights.
         num_classes: the classes of the source's head (which the transfer replaces).
         description: the source in words, for results.json and the table.
-        base_model: the Hub repo of the source (the model card's ``base_model``), None for a file.
+        base_model: the Hub repo of the source (the model card's ``base_model``): the repo timm
+            downloads, or the one a local file was declared a copy of; else None.
+        sha256: hex digest of a local file (the Hub lists the same digest for the repo's copy);
+            None for weights timm downloads.
     """
 
     arch: str
@@ -134,6 +138,7 @@ class SourceWeights:
     num_classes: int
     description: str
     base_model: str | None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,11 @@ def transfer_tag(data: CifarData) -> str:
 
 
 def resolve_source_weights(
-    arch: str, weights: str | os.PathLike | None = None, *, fetch: bool = True
+    arch: str,
+    weights: str | os.PathLike | None = None,
+    *,
+    fetch: bool = True,
+    base_model: str | None = None,
 ) -> SourceWeights:
     """Find the weights a transfer starts from, and check that they can be had and fit ``arch``.
 
@@ -192,14 +201,27 @@ def resolve_source_weights(
             takes the Hub's ``<arch>.cifar10`` through timm's pretrained config.
         fetch: for the Hub, download the weights now (into the Hugging Face cache), so that a
             missing network fails before any training; the transfer model reads the cache.
+        base_model: with ``weights`` only: the Hub repo those weights are a copy of (a staged
+            ``model_cards/<arch>.cifar10`` folder, say), recorded as the card's ``base_model``.
+            It cannot be checked offline; ``sha256`` lets anyone compare it with the Hub's file.
 
     Raises:
         SourceWeightsUnavailableError: no ``weights`` and the Hub's weights cannot be had.
         SourceWeightsFileError: ``weights`` is missing, unreadable or of another architecture.
+        TransferError: ``base_model`` without ``weights``, or not a valid repo id.
     """
     check_model_name(arch)
+    if base_model is not None:
+        _check_base_model(base_model, weights)
     if weights is not None:
-        return _local_source(arch, Path(weights))
+        source = _local_source(arch, Path(weights))
+        if base_model is None:
+            return source
+        return dataclasses.replace(
+            source,
+            base_model=base_model,
+            description=f"{source.description} (a copy of Hub repo {base_model})",
+        )
     if arch not in PRETRAINED_ARCHS:
         raise SourceWeightsUnavailableError(
             f"{arch!r} has no CIFAR-10 weights in the zoo (those that do: "
@@ -211,6 +233,37 @@ def resolve_source_weights(
     if fetch:
         _load_source(source, num_classes=source.num_classes)
     return source
+
+
+def _check_base_model(base_model: str, weights: str | os.PathLike | None) -> None:
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if weights is None:
+        raise TransferError(
+            f"--base-model {base_model!r} names the Hub repo that a local --weights file is a "
+            "copy of; without --weights the source is the Hub's own repo and is recorded as "
+            "such. Pass --weights too, or leave --base-model out."
+        )
+    try:
+        validate_repo_id(base_model)
+    except HFValidationError as err:
+        raise TransferError(f"--base-model {base_model!r} is not a Hub repo id ({err}).") from err
+    if "/" not in base_model:
+        raise TransferError(
+            f"--base-model {base_model!r} has no namespace: give it as namespace/name, for "
+            f"example {HUB_NAMESPACE}/{base_model}."
+        )
+
+
+def _sha256(file: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _local_source(arch: str, path: Path) -> SourceWeights:
@@ -277,7 +330,12 @@ def _local_source(arch: str, path: Path) -> SourceWeights:
             f"model of another architecture. Pass a run of {arch}, or the --arch it was trained as."
         )
     return SourceWeights(
-        arch, file, int(shapes["classifier.weight"][0]), f"local file {file}", base_model=None
+        arch,
+        file,
+        int(shapes["classifier.weight"][0]),
+        f"local file {file}",
+        base_model=None,
+        sha256=_sha256(file),
     )
 
 
@@ -491,6 +549,7 @@ def run_comparison(
             "strategy": strategy,
             "subset": subset,
             "source_weights": source.description if strategy == "transfer" else None,
+            "source_sha256": source.sha256 if strategy == "transfer" else None,
             "freeze_epochs": config.freeze_epochs,
             "fairness": notes,
         }

@@ -2,6 +2,8 @@
 
     python recipes/transfer.py class1                         # Hub weights of all_cnn_c.cifar10
     python recipes/transfer.py class2 --weights runs/all_cnn_c.cifar10   # a local CIFAR-10 run
+    python recipes/transfer.py class1 --weights model_cards/all_cnn_c.cifar10 \
+        --base-model allconv-zoo/all_cnn_c.cifar10        # the staged copy of a Hub repo, offline
     python recipes/transfer.py --classes apple,bear,rose --strategies transfer
     python recipes/transfer.py class1 --out runs/transfer/class1 --resume   # go on after a kill
 
@@ -74,6 +76,13 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
         "instead of the Hub's <arch>.cifar10 weights",
     )
     parser.add_argument(
+        "--base-model",
+        metavar="REPO_ID",
+        help="with --weights: the Hub repo those weights are a copy of (for example "
+        "allconv-zoo/all_cnn_c.cifar10 for model_cards/all_cnn_c.cifar10), recorded as the "
+        "transfer card's base_model; not checkable offline, so the file's sha256 is recorded too",
+    )
+    parser.add_argument(
         "--epochs",
         type=positive_int,
         default=DEFAULT_EPOCHS,
@@ -117,7 +126,10 @@ def compare(args: argparse.Namespace, names: tuple[str, ...], out: Path | None):
             (out / "transfer" / name).is_file() for name in ("results.json", "checkpoint.pt")
         )
         source = resolve_source_weights(
-            args.arch, args.weights, fetch=not (args.resume and finished)
+            args.arch,
+            args.weights,
+            fetch=not (args.resume and finished),
+            base_model=args.base_model,
         )
     data = load_cifar100_subset(names, args.data, download=not args.offline)
     configs = strategy_configs(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from allconv_zoo.loaders import make_dataloaders
 from allconv_zoo.models import CIFAR100_MEAN, CIFAR100_STD, CIFAR100_TRANSFER_LABELS
 from allconv_zoo.transfer import (
     SourceWeightsFileError,
+    TransferError,
     body_state,
     epochs_to_fraction,
     make_transfer_model,
@@ -234,6 +236,9 @@ def test_transfer_beats_scratch_on_a_related_few_sample_task(source, tmp_path):
             assert (tmp_path / strategy / name).is_file(), (strategy, name)
     results = json.loads((tmp_path / "transfer" / "results.json").read_text())
     assert results["tag"] == "related" and results["strategy"] == "transfer"
+    # A local source is named by its digest, which anyone can compare with a Hub repo's file.
+    digest = hashlib.sha256(source.file.read_bytes()).hexdigest()
+    assert results["source_sha256"] == digest and "base_model" not in results
     assert results["epochs"] == 3 and results["hyperparameters"]["freeze_epochs"] == 1
     scratch = json.loads((tmp_path / "scratch" / "results.json").read_text())
     assert scratch["hyperparameters"]["freeze_epochs"] == 0 and scratch["epochs"] == 3
@@ -261,6 +266,27 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
         resolve_source_weights(ARCH, other / "model.safetensors")
 
 
+def test_a_local_copy_of_a_hub_repo_records_it_as_the_base_model(source_run):
+    source = resolve_source_weights(ARCH, source_run, base_model="zoo-test/strided_cnn_a.cifar10")
+    assert source.base_model == "zoo-test/strided_cnn_a.cifar10"
+    assert "a copy of Hub repo zoo-test/strided_cnn_a.cifar10" in source.description
+    assert source.sha256 == hashlib.sha256(source.file.read_bytes()).hexdigest()
+    assert resolve_source_weights(ARCH, source_run).base_model is None
+
+
+@pytest.mark.parametrize(
+    ("weights", "base_model", "message"),
+    [
+        (None, "allconv-zoo/all_cnn_c.cifar10", "Pass --weights too"),
+        ("run", "strided_cnn_a.cifar10", "has no namespace"),
+        ("run", "two//slashes", "is not a Hub repo id"),
+    ],
+)
+def test_base_model_needs_local_weights_and_a_repo_id(source_run, weights, base_model, message):
+    with pytest.raises(TransferError, match=message):
+        resolve_source_weights(ARCH, weights and source_run, base_model=base_model, fetch=False)
+
+
 # The command line
 
 
@@ -280,6 +306,7 @@ def run_transfer(*args: str, env: dict | None = None) -> subprocess.CompletedPro
         (["--classes", "bear,tigr,lion"], ["'tigr': closest tiger"]),
         (["--classes", "bear"], ["at least 2 classes"]),
         (["class1", "--weights", "/nonexistent/run"], ["does not exist", "--weights"]),
+        (["class1", "--base-model", "allconv-zoo/all_cnn_c.cifar10"], ["without --weights"]),
     ],
 )
 def test_cli_bad_input_exits_2_with_a_message(args, messages, tmp_path):

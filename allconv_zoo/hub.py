@@ -371,6 +371,14 @@ def _reference_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     elif dataset == "cifar100":
         subset = report_subset(results["tag"])
         reference = cifar100_reference(arch, subset) if subset else {}
+        baseline = results.get("scratch_baseline")
+        if baseline:
+            rows.append(
+                (
+                    f"The same network from scratch, same images and {baseline['epochs']} epochs",
+                    f"{baseline['test_accuracy']:.2f}",
+                )
+            )
         if "transfer" in reference:
             rows.append((f"Report (Li), {subset}, from CIFAR-10", f"{reference['transfer']:.1f}"))
         if "scratch" in reference:

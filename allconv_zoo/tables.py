@@ -12,7 +12,9 @@ from allconv_zoo.models import PAPER_NAMES
 from allconv_zoo.reference import (
     PAPER_CIFAR10_ACCURACY,
     REPORT_CIFAR10_ACCURACY,
+    cifar100_reference,
     report_accuracy,
+    report_subset,
 )
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "render_readme",
     "replace_block",
     "staged_results_table",
+    "staged_transfer_table",
 ]
 
 # The six networks of the reproduction report's Table 1, in its order.
@@ -116,6 +119,37 @@ def staged_results_table(cards_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
+def staged_transfer_table(cards_dir: str | Path) -> str:
+    """The README's transfer table (the report's Table 2), from the staged CIFAR-100 folders.
+
+    Each staged transfer run carries its scratch twin's result (``scratch_baseline``, written by
+    ``allconv_zoo.transfer.record_scratch_baseline``), so the comparison is read from the folder
+    that is published, not from run folders that are not committed.
+    """
+    folders = sorted(p for p in Path(cards_dir).iterdir() if p.is_dir())
+    staged = [r for r in load_run_results(folders) if r["dataset"] == "cifar100"]
+    if not staged:
+        return "(no staged transfer runs yet)"
+    lines = [
+        "| Hub repo | subset | from CIFAR-10 (%) | from scratch (%) | gain (points) "
+        "| report: from CIFAR-10 | report: from scratch | epochs |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in staged:
+        subset = report_subset(run["tag"]) or run["tag"]
+        reference = cifar100_reference(run["arch"], subset)
+        baseline = run.get("scratch_baseline") or {}
+        scratch = baseline.get("test_accuracy")
+        gain = run["test_accuracy"] - scratch if scratch is not None else None
+        lines.append(
+            f"| `{Path(run['run_dir']).name}` | {subset} | {run['test_accuracy']:.2f} "
+            f"| {_number(scratch)} | {'-' if gain is None else f'{gain:+.2f}'} "
+            f"| {_number(reference.get('transfer'))} | {_number(reference.get('scratch'))} "
+            f"| {run['epochs']} |"
+        )
+    return "\n".join(lines)
+
+
 def replace_block(text: str, name: str, content: str) -> str:
     """Replace what stands between the ``<!-- NAME:start ... -->`` and ``<!-- NAME:end -->``."""
     start = text.index(f"<!-- {name}:start")
@@ -129,4 +163,5 @@ def render_readme(readme: str, cards_dir: str | Path) -> str:
     from allconv_zoo.reference import model_table
 
     readme = replace_block(readme, "model-table", model_table())
-    return replace_block(readme, "results-table", staged_results_table(cards_dir))
+    readme = replace_block(readme, "results-table", staged_results_table(cards_dir))
+    return replace_block(readme, "transfer-table", staged_transfer_table(cards_dir))

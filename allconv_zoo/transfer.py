@@ -577,10 +577,50 @@ def run_comparison(
         )
         runs.append(StrategyRun(strategy, run_dir, results, read_history(run_dir / "history.csv")))
 
+    baseline = record_scratch_baseline(out_dir)
+    if baseline is not None:
+        runs = [
+            _read_run(run.strategy, run.run_dir) if run.strategy == "transfer" else run
+            for run in runs
+        ]
     rows = [table_row(run) for run in runs]
     atomic_write_text(out_dir / "table.md", render_table(rows, notes))
     plot_comparison({subset: {run.strategy: run.history for run in runs}}, out_dir / "curves.png")
     return runs
+
+
+def record_scratch_baseline(comparison_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """Write the scratch run's result into the transfer run's results.json, as its baseline.
+
+    The transfer folder is what gets published; this puts the comparison (what starting from
+    CIFAR-10 bought over training the same network from scratch) in its card. Does nothing and
+    returns None unless both runs of the comparison have finished.
+
+    Returns:
+        The ``scratch_baseline`` entry: the scratch run's test accuracy, epochs and folder.
+    """
+    comparison_dir = Path(comparison_dir)
+    transfer_file = comparison_dir / "transfer" / "results.json"
+    scratch_file = comparison_dir / "scratch" / "results.json"
+    if not (transfer_file.is_file() and scratch_file.is_file()):
+        return None
+    transfer = json.loads(transfer_file.read_text())
+    scratch = json.loads(scratch_file.read_text())
+    if scratch.get("tag") != f"{transfer['tag']}_scratch" or scratch["arch"] != transfer["arch"]:
+        raise TransferError(
+            f"{comparison_dir}: scratch/ holds {scratch['arch']}.{scratch.get('tag')}, not the "
+            f"scratch run of {transfer['arch']}.{transfer['tag']}: the two runs are of "
+            "different comparisons. Run the comparison again into a folder of its own."
+        )
+    baseline = {
+        "test_accuracy": scratch["test_accuracy"],
+        "epochs": scratch["epochs"],
+        "run": "scratch",
+    }
+    if transfer.get("scratch_baseline") != baseline:
+        transfer["scratch_baseline"] = baseline
+        atomic_write_text(transfer_file, json.dumps(transfer, indent=2) + "\n")
+    return baseline
 
 
 def _read_run(strategy: str, run_dir: Path) -> StrategyRun:

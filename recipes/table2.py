@@ -26,6 +26,7 @@ from allconv_zoo.models import check_model_name
 from allconv_zoo.transfer import (
     plot_comparison,
     read_table_row,
+    record_scratch_baseline,
     render_table,
     table_row,
 )
@@ -40,6 +41,8 @@ def from_runs(out: Path, strategies: tuple[str, ...]):
     rows, panels, notes = [], {}, None
     for subset in SUBSETS:
         panels[subset] = {}
+        # Runs made before the transfer results carried their baseline get it now.
+        record_scratch_baseline(out / subset)
         for strategy in strategies:
             run_dir = out / subset / strategy
             rows.append(read_table_row(run_dir, strategy))

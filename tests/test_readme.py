@@ -57,3 +57,30 @@ def test_results_table_sets_each_staged_run_beside_its_reference_numbers(tmp_pat
         "| `all_cnn_c.cifar10` | 71.23 | 89.21 | 90.92 | 4 | fast | 250 | CPU test |",
         "| `all_cnn_c.cifar100_class2` | 71.23 | 84.50 | - | 4 | fast | 250 | CPU test |",
     ]
+
+
+def test_transfer_table_sets_each_staged_transfer_beside_its_scratch_twin(tmp_path):
+    import json
+
+    from allconv_zoo.tables import staged_transfer_table
+
+    assert staged_transfer_table(tmp_path) == "(no staged transfer runs yet)"
+    runs = {
+        "all_cnn_c.cifar10": dict(tag="cifar10", dataset="cifar10"),
+        "all_cnn_c.cifar100_class1": dict(
+            tag="cifar100_class1",
+            dataset="cifar100",
+            scratch_baseline=dict(test_accuracy=40.5, epochs=10, run="scratch"),
+        ),
+        # Staged before transfer runs carried their baseline: shown, without a comparison.
+        "all_cnn_c.cifar100_class2": dict(tag="cifar100_class2", dataset="cifar100"),
+    }
+    for name, run in runs.items():
+        (tmp_path / name).mkdir()
+        run.update(arch="all_cnn_c", test_accuracy=55.25, epochs=10)
+        (tmp_path / name / "results.json").write_text(json.dumps(run))
+    rows = staged_transfer_table(tmp_path).splitlines()[2:]
+    assert rows == [
+        "| `all_cnn_c.cifar100_class1` | class1 | 55.25 | 40.50 | +14.75 | 83.60 | 73.30 | 10 |",
+        "| `all_cnn_c.cifar100_class2` | class2 | 55.25 | - | - | 84.50 | 73.50 | 10 |",
+    ]

@@ -27,6 +27,7 @@ from allconv_zoo.transfer import (
     body_state,
     epochs_to_fraction,
     make_transfer_model,
+    record_scratch_baseline,
     resolve_source_weights,
     run_comparison,
     strategy_configs,
@@ -242,6 +243,10 @@ def test_transfer_beats_scratch_on_a_related_few_sample_task(source, tmp_path):
     assert results["epochs"] == 3 and results["hyperparameters"]["freeze_epochs"] == 1
     scratch = json.loads((tmp_path / "scratch" / "results.json").read_text())
     assert scratch["hyperparameters"]["freeze_epochs"] == 0 and scratch["epochs"] == 3
+    # The published transfer folder carries its scratch twin's result (written after both).
+    baseline = dict(test_accuracy=scratch["test_accuracy"], epochs=3, run="scratch")
+    assert results["scratch_baseline"] == baseline
+    assert runs[0].results["scratch_baseline"] == baseline
     assert (tmp_path / "curves.png").stat().st_size > 0
     table = (tmp_path / "table.md").read_text()
     assert "| related | transfer |" in table and "| related | scratch |" in table
@@ -264,6 +269,39 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     (other / "config.json").unlink()
     with pytest.raises(SourceWeightsFileError, match="does not hold the tensors of strided_cnn_a"):
         resolve_source_weights(ARCH, other / "model.safetensors")
+
+
+def _fake_comparison(folder, transfer_tag="cifar100_class1", scratch_tag="cifar100_class1_scratch"):
+    for strategy, tag, accuracy in [
+        ("transfer", transfer_tag, 61.0),
+        ("scratch", scratch_tag, 44.0),
+    ]:
+        (folder / strategy).mkdir(parents=True)
+        results = dict(arch="all_cnn_c", tag=tag, test_accuracy=accuracy, epochs=10)
+        (folder / strategy / "results.json").write_text(json.dumps(results))
+    return folder / "transfer" / "results.json"
+
+
+def test_scratch_baseline_is_recorded_once_both_runs_exist(tmp_path):
+    transfer_file = _fake_comparison(tmp_path)
+    scratch_file = tmp_path / "scratch" / "results.json"
+    scratch = scratch_file.read_text()
+    scratch_file.unlink()
+    assert record_scratch_baseline(tmp_path) is None  # scratch has not finished
+    assert "scratch_baseline" not in json.loads(transfer_file.read_text())
+    scratch_file.write_text(scratch)
+    baseline = record_scratch_baseline(tmp_path)
+    assert baseline == dict(test_accuracy=44.0, epochs=10, run="scratch")
+    assert json.loads(transfer_file.read_text())["scratch_baseline"] == baseline
+    assert json.loads(transfer_file.read_text())["test_accuracy"] == 61.0
+
+
+def test_scratch_baseline_of_another_comparison_is_refused(tmp_path):
+    transfer_file = _fake_comparison(tmp_path, scratch_tag="cifar100_class2_scratch")
+    before = transfer_file.read_text()
+    with pytest.raises(TransferError, match="different comparisons"):
+        record_scratch_baseline(tmp_path)
+    assert transfer_file.read_text() == before
 
 
 def test_a_local_copy_of_a_hub_repo_records_it_as_the_base_model(source_run):

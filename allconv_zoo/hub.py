@@ -40,6 +40,7 @@ from allconv_zoo.models import (
 from allconv_zoo.reference import (
     PAPER,
     REPORT,
+    REPORT_CIFAR10_ACCURACY,
     cifar10_reference,
     cifar100_reference,
     report_accuracy,
@@ -393,11 +394,23 @@ def _shortfall(results: dict[str, Any]) -> str:
     # Half a point: below that the gap is within what another seed of the same recipe gives.
     if report is None or accuracy >= report - 0.5:
         return ""
+    if results["dataset"] == "cifar10":
+        why = "The report trained 100 epochs"
+    else:
+        # A fine-tuned model is bounded by its body too; the card names the body above.
+        body = REPORT_CIFAR10_ACCURACY.get(results["arch"])
+        body_note = f" ({body:.2f}% in its Table 1)" if body is not None else ""
+        why = (
+            f"The report fine-tuned its own CIFAR-10 {PAPER_NAMES[results['arch']]}{body_note}; "
+            "this one starts from "
+            f"{results.get('base_model') or results.get('source_weights') or 'another body'}, "
+            "whose card gives its CIFAR-10 accuracy"
+        )
     return (
         f"\n- Under-trained: {report - accuracy:.2f} points below the reproduction report's "
         f"{report:.2f}%, after {results['epochs']} epochs of the `{results['schedule']}` preset "
-        f"on {results['machine']}. The report trained 100 epochs; weights from a longer run "
-        "will replace these under the same name."
+        f"on {results['machine']}. {why}; weights from a longer run will replace these under "
+        "the same name."
     )
 
 

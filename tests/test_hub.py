@@ -648,3 +648,6 @@ def test_transfer_card_compares_with_the_report(tmp_path):
     assert "| 83.6 |" in text and "| 73.3 |" in text and "base_model: zoo-test/x" in text
     # What transfer bought here, measured by this recipe, beside the report's two numbers.
     assert "| The same network from scratch, same images and 10 epochs | 41.26 |" in text
+    # Its shortfall points at the body it started from, not at Table 1's 100 epochs.
+    assert "fine-tuned its own CIFAR-10 All-CNN-C (89.21% in its Table 1)" in text
+    assert "this one starts from zoo-test/x" in text and "trained 100 epochs" not in text

@@ -612,6 +612,16 @@ def record_scratch_baseline(comparison_dir: str | os.PathLike) -> dict[str, Any]
             f"scratch run of {transfer['arch']}.{transfer['tag']}: the two runs are of "
             "different comparisons. Run the comparison again into a folder of its own."
         )
+    # The card calls it "the same images and N epochs": a scratch run left from a comparison
+    # with other settings must not pass for this one's twin.
+    ours, theirs = transfer.get("hyperparameters", {}), scratch.get("hyperparameters", {})
+    differing = [k for k in ("epochs", "bs", "wd", "seed", "limit") if ours.get(k) != theirs.get(k)]
+    if differing:
+        raise TransferError(
+            f"{comparison_dir}: the scratch run differs from the transfer run in "
+            f"{', '.join(differing)}, so it is not its twin. Run both again with the same flags "
+            "(recipes/transfer.py trains both)."
+        )
     baseline = {
         "test_accuracy": scratch["test_accuracy"],
         "epochs": scratch["epochs"],

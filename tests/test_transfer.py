@@ -304,6 +304,18 @@ def test_scratch_baseline_of_another_comparison_is_refused(tmp_path):
     assert transfer_file.read_text() == before
 
 
+def test_scratch_baseline_with_other_settings_is_refused(tmp_path):
+    transfer_file = _fake_comparison(tmp_path)
+    for strategy, seed in [("transfer", 0), ("scratch", 1)]:
+        path = tmp_path / strategy / "results.json"
+        results = json.loads(path.read_text())
+        results["hyperparameters"] = dict(epochs=10, bs=256, wd=5e-4, seed=seed, limit=None)
+        path.write_text(json.dumps(results))
+    with pytest.raises(TransferError, match="differs from the transfer run in seed"):
+        record_scratch_baseline(tmp_path)
+    assert "scratch_baseline" not in json.loads(transfer_file.read_text())
+
+
 def test_a_local_copy_of_a_hub_repo_records_it_as_the_base_model(source_run):
     source = resolve_source_weights(ARCH, source_run, base_model="zoo-test/strided_cnn_a.cifar10")
     assert source.base_model == "zoo-test/strided_cnn_a.cifar10"

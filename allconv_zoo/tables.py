@@ -92,6 +92,10 @@ def plot_test_curves(
     save_figure(figure, out)
 
 
+def _staged_results(cards_dir: str | Path) -> list[dict[str, Any]]:
+    return load_run_results(sorted(p for p in Path(cards_dir).iterdir() if p.is_dir()))
+
+
 def staged_results_table(cards_dir: str | Path) -> str:
     """The README's results table, from the staged Hub folders' results.json files.
 
@@ -99,7 +103,7 @@ def staged_results_table(cards_dir: str | Path) -> str:
     (the report's fine-tuned number for a transfer run), and what produced it: epochs, schedule,
     seconds per epoch (wall time, test evaluation included) and the machine.
     """
-    staged = load_run_results(sorted(p for p in Path(cards_dir).iterdir() if p.is_dir()))
+    staged = _staged_results(cards_dir)
     if not staged:
         return "(no staged runs yet)"
     lines = [
@@ -126,8 +130,7 @@ def staged_transfer_table(cards_dir: str | Path) -> str:
     ``allconv_zoo.transfer.record_scratch_baseline``), so the comparison is read from the folder
     that is published, not from run folders that are not committed.
     """
-    folders = sorted(p for p in Path(cards_dir).iterdir() if p.is_dir())
-    staged = [r for r in load_run_results(folders) if r["dataset"] == "cifar100"]
+    staged = [r for r in _staged_results(cards_dir) if r["dataset"] == "cifar100"]
     if not staged:
         return "(no staged transfer runs yet)"
     lines = [

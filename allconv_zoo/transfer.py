@@ -256,14 +256,12 @@ def _check_base_model(base_model: str, weights: str | os.PathLike | None) -> Non
         )
 
 
-def _sha256(file: Path) -> str:
-    import hashlib
+def _hub_sha256(file: Path) -> str:
+    # The Hub's own digest function for LFS files, so the value compares with the repo's.
+    from huggingface_hub.utils.sha import sha_fileobj
 
-    digest = hashlib.sha256()
     with open(file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha_fileobj(handle).hex()
 
 
 def _local_source(arch: str, path: Path) -> SourceWeights:
@@ -335,7 +333,7 @@ def _local_source(arch: str, path: Path) -> SourceWeights:
         int(shapes["classifier.weight"][0]),
         f"local file {file}",
         base_model=None,
-        sha256=_sha256(file),
+        sha256=_hub_sha256(file),
     )
 
 
@@ -580,7 +578,9 @@ def run_comparison(
     baseline = record_scratch_baseline(out_dir)
     if baseline is not None:
         runs = [
-            _read_run(run.strategy, run.run_dir) if run.strategy == "transfer" else run
+            dataclasses.replace(run, results={**run.results, "scratch_baseline": baseline})
+            if run.strategy == "transfer"
+            else run
             for run in runs
         ]
     rows = [table_row(run) for run in runs]

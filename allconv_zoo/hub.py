@@ -516,6 +516,13 @@ def render_model_card(
         else "No curves were recorded for this run."
     )
     base = f"\nIt starts from `{results['base_model']}`." if results.get("base_model") else ""
+    resumed_at = results.get("resumed_at_epoch")
+    resumed_note = (
+        f" The run was resumed from a checkpoint (last after epoch {resumed_at}): the wall time is"
+        " that of all its sessions, the images per second those of the last."
+        if resumed_at
+        else ""
+    )
 
     body = f"""
 # {name}
@@ -542,7 +549,7 @@ the allconv_zoo package's fastai recipe. Test accuracy: **{accuracy:.2f}%**.
 - Data: {data_line}
 - How the data differ from the official release: {data_notes}
 - Machine: {results["machine"]}; wall time {results["wall_time_s"]:.0f} s,
-  {results["images_per_second"]:.0f} training images per second.
+  {results["images_per_second"]:.0f} training images per second.{resumed_note}
 - Software: {versions}
 
 | Hyperparameter | Value |

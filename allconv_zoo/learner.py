@@ -630,6 +630,22 @@ def _truncate_history(history: Path, epochs_done: int) -> None:
         csv.writer(file).writerows(kept)
 
 
+def history_seconds(history: Path) -> float:
+    """The summed ``time`` column of a run's history.csv (fastai's "mm:ss" or "h:mm:ss"); 0 if
+    there is no history yet."""
+    if not history.exists():
+        return 0.0
+    with history.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    total = 0
+    for row in rows:
+        seconds = 0
+        for part in row["time"].split(":"):
+            seconds = 60 * seconds + int(part)
+        total += seconds
+    return float(total)
+
+
 def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
@@ -779,6 +795,9 @@ def train_run(
         if rank == 0:
             _truncate_history(out_dir / "history.csv", start_epoch)
         logger.info("Resuming %s at epoch %d of %d", out_dir, start_epoch, config.epochs)
+    # A resumed run's wall time is that of all its sessions: the earlier ones' is the sum of the
+    # finished epochs' times in the history, which is kept across resumes.
+    earlier_seconds = history_seconds(out_dir / "history.csv") if checkpoint is not None else 0.0
 
     started = time.perf_counter()
     if start_epoch < config.epochs:
@@ -795,7 +814,7 @@ def train_run(
                 start_epoch=start_epoch,
                 freeze_epochs=config.freeze_epochs,
             )
-    wall_time = time.perf_counter() - started
+    wall_time = earlier_seconds + time.perf_counter() - started
 
     # fastai's validate() runs the callbacks' before_fit: the CSV logger would truncate the
     # history and the timer would reset, so they step out for the final evaluation.

@@ -599,6 +599,11 @@ def _assert_card_matches(card_path: Path, results: dict) -> None:
         # The card says how many images were trained on and tested on, so a cut is visible.
         assert f"{results['train_images']:,} training images" in card.text
         assert f"over {results['test_images']:,} test images" in card.text
+    # A resumed run's card says its wall time spans sessions; an unbroken run's says nothing.
+    resumed_at = results.get("resumed_at_epoch")
+    assert ("last after epoch" in card.text) == bool(resumed_at)
+    if resumed_at:
+        assert f"(last after epoch {resumed_at})" in card.text
 
 
 def _copy_staged_folders(target: Path) -> None:

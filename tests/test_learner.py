@@ -249,7 +249,14 @@ def test_resumed_run_ends_with_the_same_weights_as_an_unbroken_one(squares, tmp_
     assert (tmp_path / "broken" / "checkpoint.pt").exists()
     with pytest.raises(RunError, match="--resume"):
         train_run(config, squares, tmp_path / "broken")
+    # The killed session's epoch as if it had taken ten minutes: the resumed run's wall time
+    # must count it, not only the session that finished the run.
+    broken_history = tmp_path / "broken" / "history.csv"
+    header, first_epoch = broken_history.read_text().splitlines()[:2]
+    broken_history.write_text(f"{header}\n{first_epoch.rsplit(',', 1)[0]},10:00\n")
     resumed = train_run(config, squares, tmp_path / "broken", resume=True)
+    assert 600 <= resumed["wall_time_s"] < 600 + unbroken["wall_time_s"] + 60
+    assert resumed["resumed_at_epoch"] == 1
 
     a = load_file(tmp_path / "unbroken" / "model.safetensors")
     b = load_file(tmp_path / "broken" / "model.safetensors")

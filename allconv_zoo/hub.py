@@ -57,6 +57,7 @@ __all__ = [
     "RunFolderError",
     "check_write_access",
     "default_repo_id",
+    "draw_comparison",
     "load_results",
     "pretrained_weights_error",
     "publish",
@@ -74,6 +75,7 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 RESULTS_NAME = "results.json"
 CURVES_NAME = "curves.png"
+COMPARISON_NAME = "comparison.png"
 CARD_NAME = "README.md"
 HISTORY_NAME = "history.csv"
 
@@ -320,8 +322,9 @@ def stage_repo_folder(
     """Write the content of the run's Hub repo into ``out_dir``: what ``--dry-run`` shows.
 
     ``model.safetensors`` (the run's tensors, checked by loading them into the architecture),
-    ``config.json`` (timm's format), ``README.md`` (the model card), and the run's
-    ``results.json``, ``history.csv`` and ``curves.png``, each written atomically. A staged
+    ``config.json`` (timm's format), ``README.md`` (the model card), the run's
+    ``results.json``, ``history.csv`` and ``curves.png``, and for a transfer run with a scratch
+    baseline ``comparison.png`` (``draw_comparison``), each written atomically. A staged
     folder is itself a run folder: it can be staged again (in place too) or published.
 
     Args:
@@ -352,9 +355,48 @@ def stage_repo_folder(
             atomic_copy(run_dir / name, out_dir / name)
         else:
             _logger.warning("%s has no %s; %s", run_dir, name, consequence or "it is left out")
-    card = render_model_card(results, repo_id=repo_id, has_curves=(out_dir / CURVES_NAME).is_file())
+    card = render_model_card(
+        results,
+        repo_id=repo_id,
+        has_curves=(out_dir / CURVES_NAME).is_file(),
+        has_comparison=draw_comparison(results, out_dir),
+    )
     atomic_write_text(out_dir / CARD_NAME, str(card))
     return out_dir
+
+
+def draw_comparison(results: dict[str, Any], folder: str | Path) -> bool:
+    """Draw ``comparison.png`` in a transfer run's folder: its test accuracy per epoch beside
+    that of the same network from scratch (the report's Figures 3 and 4, one subset each).
+
+    Drawn from the folder's ``history.csv`` and the per-epoch accuracies that
+    ``record_scratch_baseline`` keeps in results.json, so a staged folder can redraw it without
+    the scratch run's folder, which is not published.
+
+    Returns:
+        Whether the figure is there: False for any run without a recorded scratch baseline.
+    """
+    baseline = results.get("scratch_baseline") or {}
+    scratch_accuracies = baseline.get("test_accuracy_per_epoch")
+    history = Path(folder) / HISTORY_NAME
+    if not scratch_accuracies or not history.is_file():
+        return False
+    from allconv_zoo.learner import read_history
+    from allconv_zoo.transfer import plot_comparison
+
+    transfer = read_history(history)
+    if not transfer.get("valid_accuracy"):
+        return False
+    scratch = {
+        "epoch": list(range(len(scratch_accuracies))),
+        "valid_accuracy": [value / 100 for value in scratch_accuracies],
+    }
+    subset = report_subset(results["tag"]) or results["tag"]
+    plot_comparison(
+        {subset: {"from CIFAR-10": transfer, "from scratch": scratch}},
+        Path(folder) / COMPARISON_NAME,
+    )
+    return True
 
 
 # -- model card ----------------------------------------------------------------------------
@@ -444,7 +486,11 @@ model = timm.create_model("hf-hub:{repo_id}", pretrained=True, num_classes=100)
 
 
 def render_model_card(
-    results: dict[str, Any], *, repo_id: str | None = None, has_curves: bool = True
+    results: dict[str, Any],
+    *,
+    repo_id: str | None = None,
+    has_curves: bool = True,
+    has_comparison: bool = False,
 ) -> Any:
     """The model card of a run, built from its ``results.json`` alone.
 
@@ -452,6 +498,7 @@ def render_model_card(
         results: the run's results (see ``REQUIRED_RESULT_KEYS``).
         repo_id: the repo the card describes; defaults to ``default_repo_id(results)``.
         has_curves: link ``curves.png``, which must then sit next to the card.
+        has_comparison: link ``comparison.png`` (``draw_comparison``) likewise.
 
     Returns:
         A ``huggingface_hub.ModelCard``; ``str(card)`` is the README.md text.
@@ -515,6 +562,11 @@ def render_model_card(
         if has_curves
         else "No curves were recorded for this run."
     )
+    comparison = (
+        "\n\n![Test accuracy per epoch, from CIFAR-10 and from scratch](comparison.png)"
+        if has_comparison
+        else ""
+    )
     base = f"\nIt starts from `{results['base_model']}`." if results.get("base_model") else ""
     resumed_at = results.get("resumed_at_epoch")
     resumed_note = (
@@ -563,7 +615,7 @@ Test accuracy in percent on the {dataset_name} test set{split_note}.
 | Model | Test accuracy (%) |
 |---|---|
 | This model | {accuracy:.2f} |
-{reference_rows}
+{reference_rows}{comparison}
 
 The paper: {PAPER}.
 The reproduction report: {REPORT}.
@@ -605,7 +657,12 @@ def write_card_folder(
     if curves is not None and Path(curves).is_file():
         atomic_copy(curves, card_dir / CURVES_NAME)
     has_curves = (card_dir / CURVES_NAME).is_file()
-    card = render_model_card(results, repo_id=repo_id, has_curves=has_curves)
+    card = render_model_card(
+        results,
+        repo_id=repo_id,
+        has_curves=has_curves,
+        has_comparison=draw_comparison(results, card_dir),
+    )
     atomic_write_text(card_dir / CARD_NAME, str(card))
     return card_dir / CARD_NAME
 

@@ -597,7 +597,8 @@ def record_scratch_baseline(comparison_dir: str | os.PathLike) -> dict[str, Any]
     returns None unless both runs of the comparison have finished.
 
     Returns:
-        The ``scratch_baseline`` entry: the scratch run's test accuracy, epochs and folder.
+        The ``scratch_baseline`` entry: the scratch run's test accuracy, epochs and folder, and
+        its test accuracy per epoch (percent) when its history.csv is there.
     """
     comparison_dir = Path(comparison_dir)
     transfer_file = comparison_dir / "transfer" / "results.json"
@@ -627,6 +628,11 @@ def record_scratch_baseline(comparison_dir: str | os.PathLike) -> dict[str, Any]
         "epochs": scratch["epochs"],
         "run": "scratch",
     }
+    scratch_history = comparison_dir / "scratch" / "history.csv"
+    if scratch_history.is_file():
+        # Kept so the published transfer repo can draw both curves (hub.draw_comparison).
+        per_epoch = read_history(scratch_history)["valid_accuracy"]
+        baseline["test_accuracy_per_epoch"] = [round(100 * value, 2) for value in per_epoch]
     if transfer.get("scratch_baseline") != baseline:
         transfer["scratch_baseline"] = baseline
         atomic_write_text(transfer_file, json.dumps(transfer, indent=2) + "\n")

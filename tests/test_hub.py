@@ -599,6 +599,9 @@ def _assert_card_matches(card_path: Path, results: dict) -> None:
         # The card says how many images were trained on and tested on, so a cut is visible.
         assert f"{results['train_images']:,} training images" in card.text
         assert f"over {results['test_images']:,} test images" in card.text
+    # The transfer comparison figure is linked exactly when it sits beside the card.
+    has_comparison = (card_path.parent / "comparison.png").is_file()
+    assert ("(comparison.png)" in card.text) == has_comparison
     # A resumed run's card says its wall time spans sessions; an unbroken run's says nothing.
     resumed_at = results.get("resumed_at_epoch")
     assert ("last after epoch" in card.text) == bool(resumed_at)
@@ -656,3 +659,27 @@ def test_transfer_card_compares_with_the_report(tmp_path):
     # Its shortfall points at the body it started from, not at Table 1's 100 epochs.
     assert "fine-tuned its own CIFAR-10 All-CNN-C (89.21% in its Table 1)" in text
     assert "this one starts from zoo-test/x" in text and "trained 100 epochs" not in text
+    # Without the scratch run's accuracy per epoch there is nothing to draw beside the transfer's.
+    assert not (card.parent / "comparison.png").exists()
+
+
+def test_transfer_card_shows_both_strategies_per_epoch(tmp_path):
+    run = make_run_folder_by_hand(tmp_path / "run", arch="all_cnn_c")
+    results = load_results(run)
+    results.update(tag="cifar100_class2", dataset="cifar100")
+    results["scratch_baseline"] = dict(
+        test_accuracy=30.0, epochs=2, run="scratch", test_accuracy_per_epoch=[20.0, 30.0]
+    )
+    (run / "results.json").write_text(json.dumps(results))
+    (run / "history.csv").write_text(
+        "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,time\n"
+        "0,2.0,0.3,1.9,0.35,00:10\n1,1.5,0.45,1.4,0.5,00:10\n"
+    )
+    (card,) = regenerate_model_cards(tmp_path / "cards", [run])
+    figure = card.parent / "comparison.png"
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    _assert_card_matches(card, results)
+    # Re-rendering the staged folder from its own files keeps the figure and the link.
+    figure.unlink()
+    (card,) = regenerate_model_cards(tmp_path / "cards")
+    assert figure.is_file() and "(comparison.png)" in card.read_text()

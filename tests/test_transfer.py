@@ -244,7 +244,16 @@ def test_transfer_beats_scratch_on_a_related_few_sample_task(source, tmp_path):
     scratch = json.loads((tmp_path / "scratch" / "results.json").read_text())
     assert scratch["hyperparameters"]["freeze_epochs"] == 0 and scratch["epochs"] == 3
     # The published transfer folder carries its scratch twin's result (written after both).
-    baseline = dict(test_accuracy=scratch["test_accuracy"], epochs=3, run="scratch")
+    scratch_history = (tmp_path / "scratch" / "history.csv").read_text().splitlines()[1:]
+    per_epoch = [round(100 * float(row.split(",")[4]), 2) for row in scratch_history]
+    assert len(per_epoch) == 3
+    assert per_epoch[-1] == pytest.approx(scratch["test_accuracy"], abs=0.01)
+    baseline = dict(
+        test_accuracy=scratch["test_accuracy"],
+        epochs=3,
+        run="scratch",
+        test_accuracy_per_epoch=per_epoch,
+    )
     assert results["scratch_baseline"] == baseline
     assert runs[0].results["scratch_baseline"] == baseline
     assert (tmp_path / "curves.png").stat().st_size > 0

@@ -381,6 +381,8 @@ def draw_comparison(results: dict[str, Any], folder: str | Path) -> bool:
     history = Path(folder) / HISTORY_NAME
     if not scratch_accuracies or not history.is_file():
         return False
+    # Imported here: both load fastai, which nothing else in this module needs (a failed
+    # pretrained load imports this module for its error message).
     from allconv_zoo.learner import read_history
     from allconv_zoo.transfer import plot_comparison
 

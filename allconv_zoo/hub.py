@@ -329,7 +329,8 @@ def stage_repo_folder(
 
     Args:
         run_dir: a finished run folder.
-        out_dir: created if missing; files of the same names are replaced.
+        out_dir: created if missing; files of the same names are replaced, and a figure or
+            history an earlier staging left there that this run lacks is removed.
         repo_id: the repo the card's usage examples name; defaults to ``default_repo_id``.
 
     Returns:
@@ -355,6 +356,9 @@ def stage_repo_folder(
             atomic_copy(run_dir / name, out_dir / name)
         else:
             _logger.warning("%s has no %s; %s", run_dir, name, consequence or "it is left out")
+            # One left by an earlier staging into this folder belongs to another run: the card
+            # would show it and publishing would upload it beside these weights.
+            (out_dir / name).unlink(missing_ok=True)
     card = render_model_card(
         results,
         repo_id=repo_id,
@@ -374,12 +378,16 @@ def draw_comparison(results: dict[str, Any], folder: str | Path) -> bool:
     the scratch run's folder, which is not published.
 
     Returns:
-        Whether the figure is there: False for any run without a recorded scratch baseline.
+        Whether the figure is there: False for any run without a recorded scratch baseline,
+        and then a ``comparison.png`` left in the folder by an earlier staging is removed
+        (it was drawn for other results and would be published unlinked).
     """
+    figure = Path(folder) / COMPARISON_NAME
     baseline = results.get("scratch_baseline") or {}
     scratch_accuracies = baseline.get("test_accuracy_per_epoch")
     history = Path(folder) / HISTORY_NAME
     if not scratch_accuracies or not history.is_file():
+        figure.unlink(missing_ok=True)
         return False
     # Imported here: both load fastai, which nothing else in this module needs (a failed
     # pretrained load imports this module for its error message).
@@ -388,16 +396,14 @@ def draw_comparison(results: dict[str, Any], folder: str | Path) -> bool:
 
     transfer = read_history(history)
     if not transfer.get("valid_accuracy"):
+        figure.unlink(missing_ok=True)
         return False
     scratch = {
         "epoch": list(range(len(scratch_accuracies))),
         "valid_accuracy": [value / 100 for value in scratch_accuracies],
     }
     subset = report_subset(results["tag"]) or results["tag"]
-    plot_comparison(
-        {subset: {"from CIFAR-10": transfer, "from scratch": scratch}},
-        Path(folder) / COMPARISON_NAME,
-    )
+    plot_comparison({subset: {"from CIFAR-10": transfer, "from scratch": scratch}}, figure)
     return True
 
 

@@ -683,3 +683,36 @@ def test_transfer_card_shows_both_strategies_per_epoch(tmp_path):
     figure.unlink()
     (card,) = regenerate_model_cards(tmp_path / "cards")
     assert figure.is_file() and "(comparison.png)" in card.read_text()
+
+
+def test_restaging_a_folder_drops_figures_the_new_run_does_not_have(tmp_path):
+    transfer_run = make_run_folder_by_hand(tmp_path / "transfer", arch="all_cnn_c")
+    results = load_results(transfer_run)
+    results.update(tag="cifar100_class2", dataset="cifar100")
+    results["scratch_baseline"] = dict(
+        test_accuracy=30.0, epochs=2, run="scratch", test_accuracy_per_epoch=[20.0, 30.0]
+    )
+    (transfer_run / "results.json").write_text(json.dumps(results))
+    (transfer_run / "history.csv").write_text(
+        "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,time\n"
+        "0,2.0,0.3,1.9,0.35,00:10\n1,1.5,0.45,1.4,0.5,00:10\n"
+    )
+    folder = tmp_path / "cards" / "all_cnn_c.cifar100_class2"
+    stage_repo_folder(transfer_run, folder)
+    assert (folder / "comparison.png").is_file() and (folder / "curves.png").is_file()
+
+    # A rerun of the same repo without a scratch baseline and without curves or history.
+    rerun = make_run_folder_by_hand(tmp_path / "rerun", arch="all_cnn_c", seed=1)
+    rerun_results = load_results(rerun)
+    rerun_results.update(tag="cifar100_class2", dataset="cifar100")
+    (rerun / "results.json").write_text(json.dumps(rerun_results))
+    (rerun / "curves.png").unlink()
+    (rerun / "history.csv").unlink()
+    stage_repo_folder(rerun, folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "results.json",
+    ]
+    _assert_card_matches(folder / "README.md", rerun_results)

@@ -576,6 +576,12 @@ def render_model_card(
         else ""
     )
     base = f"\nIt starts from `{results['base_model']}`." if results.get("base_model") else ""
+    precision_note = (
+        " The epochs ran under bf16 autocast; this accuracy is that of the fp32 weights as saved"
+        " (the curves' last test point, measured under autocast, can differ by a few tenths)."
+        if hyper.get("precision") == "bf16" and results.get("test_precision") == "fp32"
+        else ""
+    )
     resumed_at = results.get("resumed_at_epoch")
     resumed_note = (
         f" The run was resumed from a checkpoint (last after epoch {resumed_at}): the wall time is"
@@ -618,7 +624,7 @@ the allconv_zoo package's fastai recipe. Test accuracy: **{accuracy:.2f}%**.
 
 ## Results
 
-Test accuracy in percent on the {dataset_name} test set{split_note}.
+Test accuracy in percent on the {dataset_name} test set{split_note}.{precision_note}
 
 | Model | Test accuracy (%) |
 |---|---|

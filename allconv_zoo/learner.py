@@ -819,7 +819,11 @@ def train_run(
     # fastai's validate() runs the callbacks' before_fit: the CSV logger would truncate the
     # history and the timer would reset, so they step out for the final evaluation.
     # Distributed, each rank evaluates its shard of the test set and fastai gathers the metric.
-    with learn.removed_cbs([throughput, *writers, *extra_callbacks]):
+    # The test accuracy is that of the fp32 weights a user loads: a bf16 run's autocast steps
+    # out too (its epochs' valid_accuracy, in the history, was measured under autocast, and can
+    # differ from the fp32 number by a few tenths of a point).
+    autocasts = [cb for cb in learn.cbs if isinstance(cb, Autocast)]
+    with learn.removed_cbs([throughput, *writers, *extra_callbacks, *autocasts]):
         _, test_accuracy = learn.validate()
     results = {
         "arch": config.arch,
@@ -830,6 +834,7 @@ def train_run(
         "num_classes": len(data.classes),
         "label_names": list(data.classes),
         "test_accuracy": round(100.0 * float(test_accuracy), 2),
+        "test_precision": "fp32",
         "train_images": len(dls.train.dataset),
         "test_images": len(dls.valid.dataset),
         "epochs": config.epochs,

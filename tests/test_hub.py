@@ -602,6 +602,12 @@ def _assert_card_matches(card_path: Path, results: dict) -> None:
     # The transfer comparison figure is linked exactly when it sits beside the card.
     has_comparison = (card_path.parent / "comparison.png").is_file()
     assert ("(comparison.png)" in card.text) == has_comparison
+    # A bf16 run's card says its accuracy is the fp32 weights'; an fp32 run's has nothing to say.
+    bf16_measured_in_fp32 = (
+        results["hyperparameters"].get("precision") == "bf16"
+        and results.get("test_precision") == "fp32"
+    )
+    assert ("this accuracy is that of the fp32 weights" in card.text) == bf16_measured_in_fp32
     # A resumed run's card says its wall time spans sessions; an unbroken run's says nothing.
     resumed_at = results.get("resumed_at_epoch")
     assert ("last after epoch" in card.text) == bool(resumed_at)
@@ -642,6 +648,17 @@ def test_every_model_card_parses_and_matches_its_results(run_dir, tmp_path):
     for folder in (REPO / "model_cards").glob("*/results.json"):
         rendered = (committed / folder.parent.name / "README.md").read_text()
         assert (folder.parent / "README.md").read_text() == rendered, folder.parent.name
+
+
+def test_bf16_card_says_its_accuracy_is_the_fp32_weights(tmp_path):
+    run = make_run_folder_by_hand(tmp_path / "run", arch="cnn_a")
+    results = load_results(run)
+    results["hyperparameters"]["precision"] = "bf16"
+    results["test_precision"] = "fp32"
+    (run / "results.json").write_text(json.dumps(results))
+    (card,) = regenerate_model_cards(tmp_path / "cards", [run])
+    _assert_card_matches(card, results)
+    assert "bf16 autocast" in card.read_text()
 
 
 def test_transfer_card_compares_with_the_report(tmp_path):

@@ -217,6 +217,28 @@ def test_short_run_learns_the_synthetic_task(squares, tmp_path):
     assert abs(evaluate_accuracy(model, squares) - results["test_accuracy"]) < 0.01
 
 
+def test_bf16_run_reports_the_accuracy_of_its_fp32_weights(squares, tmp_path):
+    # The epochs run under bf16 autocast; the final test pass, whose accuracy results.json and
+    # the cards state, must run in fp32, as a user of the saved weights does.
+    output_dtypes = []
+
+    def model_recording_its_output_dtype(config):
+        model = timm.create_model(config.arch, num_classes=len(squares.classes))
+        model.register_forward_hook(
+            lambda module, inputs, output: output_dtypes.append(output.dtype)
+        )
+        return model
+
+    config = RunConfig(arch="cnn_a", epochs=1, bs=64, limit=128, precision="bf16")
+    results = train_run(
+        config, squares, tmp_path / "run", model_factory=model_recording_its_output_dtype
+    )
+    assert results["hyperparameters"]["precision"] == "bf16"
+    assert output_dtypes[0] == torch.bfloat16
+    assert output_dtypes[-1] == torch.float32
+    assert results["test_precision"] == "fp32"
+
+
 class _KillAfterEpoch(Callback):
     """Stands in for a kill: raises once the checkpoint of epoch ``epoch`` is on disk."""
 

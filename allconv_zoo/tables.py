@@ -101,15 +101,16 @@ def staged_results_table(cards_dir: str | Path) -> str:
 
     Beside each accuracy stand the report's and the paper's numbers for the same model and data
     (the report's fine-tuned number for a transfer run), and what produced it: epochs, schedule,
-    seconds per epoch (wall time, test evaluation included) and the machine.
+    seconds per epoch (wall time, test evaluation included), the training precision (bf16
+    autocast or fp32, which sets the speed more than the machine's name says) and the machine.
     """
     staged = _staged_results(cards_dir)
     if not staged:
         return "(no staged runs yet)"
     lines = [
         "| Hub repo | test accuracy (%) | report (%) | paper (%) | epochs | schedule "
-        "| s/epoch | machine |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+        "| s/epoch | precision | machine |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- | --- |",
     ]
     for run in staged:
         report = report_accuracy(run["arch"], run["dataset"], run["tag"])
@@ -118,6 +119,7 @@ def staged_results_table(cards_dir: str | Path) -> str:
             f"| `{Path(run['run_dir']).name}` | {run['test_accuracy']:.2f} "
             f"| {_number(report)} | {_number(paper)} "
             f"| {run['epochs']} | {run['schedule']} | {run['wall_time_s'] / run['epochs']:.0f} "
+            f"| {run.get('hyperparameters', {}).get('precision', '?')} "
             f"| {run.get('machine', '?')} |"
         )
     return "\n".join(lines)

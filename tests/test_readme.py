@@ -51,11 +51,14 @@ def test_results_table_sets_each_staged_run_beside_its_reference_numbers(tmp_pat
         (tmp_path / name).mkdir()
         run.update(test_accuracy=71.234, epochs=4, schedule="fast", wall_time_s=1000.0)
         run["machine"] = "CPU test"
+        if name.endswith("cifar10"):
+            run["hyperparameters"] = {"precision": "bf16"}
         (tmp_path / name / "results.json").write_text(json.dumps(run))
     rows = staged_results_table(tmp_path).splitlines()[2:]
     assert rows == [
-        "| `all_cnn_c.cifar10` | 71.23 | 89.21 | 90.92 | 4 | fast | 250 | CPU test |",
-        "| `all_cnn_c.cifar100_class2` | 71.23 | 84.50 | - | 4 | fast | 250 | CPU test |",
+        "| `all_cnn_c.cifar10` | 71.23 | 89.21 | 90.92 | 4 | fast | 250 | bf16 | CPU test |",
+        # A run without its hyperparameters says nothing rather than guess.
+        "| `all_cnn_c.cifar100_class2` | 71.23 | 84.50 | - | 4 | fast | 250 | ? | CPU test |",
     ]
 
 

@@ -639,7 +639,7 @@ def test_every_model_card_parses_and_matches_its_results(run_dir, tmp_path):
             assert f"| {REPORT_CIFAR10_ACCURACY[results['arch']]:.2f} |" in text
             # A model clearly below the report says so among its limitations.
             short = results["test_accuracy"] < REPORT_CIFAR10_ACCURACY[results["arch"]] - 0.5
-            assert ("Under-trained" in text) == short, card_path
+            assert ("points below the reproduction report's" in text) == short, card_path
     # The committed cards are what the current template renders. Rendered apart from the test
     # run above, which would replace a staged folder of the same name (ARCH.cifar10).
     committed = tmp_path / "committed"
@@ -648,6 +648,26 @@ def test_every_model_card_parses_and_matches_its_results(run_dir, tmp_path):
     for folder in (REPO / "model_cards").glob("*/results.json"):
         rendered = (committed / folder.parent.name / "README.md").read_text()
         assert (folder.parent / "README.md").read_text() == rendered, folder.parent.name
+
+
+def test_card_tells_an_overfit_model_from_an_under_trained_one(tmp_path):
+    run = make_run_folder_by_hand(tmp_path / "run", arch="all_cnn_c")
+    results = load_results(run)
+    results["test_accuracy"] = 80.0  # 9.21 points below the report's 89.21
+    (run / "results.json").write_text(json.dumps(results))
+    header = "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,time\n"
+
+    def card_with_final_train_accuracy(train_accuracy: float) -> str:
+        (run / "history.csv").write_text(header + f"0,0.5,{train_accuracy},0.6,0.8,00:10\n")
+        (card,) = regenerate_model_cards(tmp_path / "cards", [run])
+        return card.read_text()
+
+    text = card_with_final_train_accuracy(0.95)  # 15 points above the test accuracy
+    assert "- Overfit: 9.21 points below the reproduction report's 89.21%" in text
+    assert "ended 15.0 points above its test accuracy" in text and "100 epochs" not in text
+    text = card_with_final_train_accuracy(0.805)  # level with it: more epochs are the cure
+    assert "- Under-trained: 9.21 points below" in text and "The report trained 100 epochs" in text
+    assert "Overfit" not in text
 
 
 def test_bf16_card_says_its_accuracy_is_the_fp32_weights(tmp_path):

@@ -62,6 +62,7 @@ __all__ = [
     "load_results",
     "pretrained_weights_error",
     "publish",
+    "read_history",
     "regenerate_model_cards",
     "render_model_card",
     "resolve_token",
@@ -391,9 +392,8 @@ def draw_comparison(results: dict[str, Any], folder: str | Path) -> bool:
     if not scratch_accuracies or not history.is_file():
         figure.unlink(missing_ok=True)
         return False
-    # Imported here: both load fastai, which nothing else in this module needs (a failed
+    # Imported here: it loads fastai, which nothing else in this module needs (a failed
     # pretrained load imports this module for its error message).
-    from allconv_zoo.learner import read_history
     from allconv_zoo.transfer import plot_comparison
 
     transfer = read_history(history)
@@ -445,16 +445,29 @@ def _reference_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
 OVERFIT_GAP_POINTS = 3.0
 
 
+def read_history(history: Path) -> dict[str, list[float]]:
+    """history.csv as columns of floats (the ``time`` column is skipped).
+
+    Here rather than in ``allconv_zoo.learner``, which writes the file, because staging and
+    card rendering read it too and must not need fastai.
+    """
+    with history.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key != "time":
+                columns.setdefault(key, []).append(float(value))
+    return columns
+
+
 def final_train_accuracy(folder: str | Path) -> float | None:
     """The last epoch's train accuracy in percent, from ``history.csv``; None without one."""
     history = Path(folder) / HISTORY_NAME
     if not history.is_file():
         return None
-    with history.open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    if not rows or not rows[-1].get("train_accuracy"):
-        return None
-    return 100.0 * float(rows[-1]["train_accuracy"])
+    train_accuracy = read_history(history).get("train_accuracy")
+    return 100.0 * train_accuracy[-1] if train_accuracy else None
 
 
 def _shortfall(results: dict[str, Any], train_accuracy: float | None = None) -> str:

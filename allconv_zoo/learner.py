@@ -46,6 +46,7 @@ from fastcore.basics import even_mults
 
 from allconv_zoo.data import CifarData
 from allconv_zoo.files import atomic_path, atomic_write_text
+from allconv_zoo.hub import read_history, save_model_folder
 from allconv_zoo.loaders import make_dataloaders
 from allconv_zoo.models import count_macs
 
@@ -906,26 +907,12 @@ def write_run_folder(
 
     ``pretrained_cfg`` entries replace those of the model's own pretrained config in config.json.
     """
-    from allconv_zoo.hub import save_model_folder
-
     model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     save_model_folder(
         model, out_dir, label_names=results["label_names"], pretrained_cfg=pretrained_cfg
     )
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     plot_curves(out_dir / "history.csv", out_dir / "curves.png", title=results["arch"])
-
-
-def read_history(history: Path) -> dict[str, list[float]]:
-    """history.csv as columns of floats (the ``time`` column is skipped)."""
-    with history.open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key != "time":
-                columns.setdefault(key, []).append(float(value))
-    return columns
 
 
 def save_figure(figure, out: Path) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from allconv_zoo.learner import read_history, save_figure
+from allconv_zoo.hub import read_history
+from allconv_zoo.learner import save_figure
 from allconv_zoo.models import PAPER_NAMES
 from allconv_zoo.reference import (
     PAPER_CIFAR10_ACCURACY,

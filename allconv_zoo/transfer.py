@@ -54,11 +54,11 @@ from fastai.callback.core import Callback
 from allconv_zoo.data import CIFAR100_SUBSETS, CifarData
 from allconv_zoo.data import _parse_class_list as _parse_cifar100_classes
 from allconv_zoo.files import atomic_write_text
+from allconv_zoo.hub import read_history
 from allconv_zoo.learner import (
     SCHEDULES,
     RunConfig,
     RunError,
-    read_history,
     save_figure,
     train_run,
 )

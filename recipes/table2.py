@@ -21,7 +21,7 @@ from transfer import USER_ERRORS, add_transfer_arguments, compare
 
 from allconv_zoo.data import CIFAR100_SUBSETS
 from allconv_zoo.files import atomic_write_text
-from allconv_zoo.learner import read_history
+from allconv_zoo.hub import read_history
 from allconv_zoo.models import check_model_name
 from allconv_zoo.transfer import (
     plot_comparison,

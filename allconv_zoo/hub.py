@@ -738,13 +738,21 @@ def regenerate_model_cards(cards_dir: str | Path, runs: Iterable[str | Path] = (
         The written ``README.md`` paths, sorted.
     """
     cards_dir = Path(cards_dir)
+    staged = set()
     for run in runs:
         results = load_results(run)
         _check_results(results, str(Path(run) / RESULTS_NAME))
-        stage_repo_folder(run, cards_dir / f"{results['arch']}.{results['tag']}")
+        folder = cards_dir / f"{results['arch']}.{results['tag']}"
+        stage_repo_folder(run, folder)
+        staged.add(folder.resolve())
     written = []
     for results_path in sorted(cards_dir.glob(f"*/{RESULTS_NAME}")):
-        written.append(write_card_folder(load_results(results_path.parent), results_path.parent))
+        folder = results_path.parent
+        if folder.resolve() in staged:
+            # stage_repo_folder has just rendered this card (and drawn its figures).
+            written.append(folder / CARD_NAME)
+        else:
+            written.append(write_card_folder(load_results(folder), folder))
     _logger.info("Rendered %d model cards under %s", len(written), cards_dir)
     return written
 

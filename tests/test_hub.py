@@ -700,7 +700,17 @@ def test_transfer_card_compares_with_the_report(tmp_path):
     assert not (card.parent / "comparison.png").exists()
 
 
-def test_transfer_card_shows_both_strategies_per_epoch(tmp_path):
+def test_transfer_card_shows_both_strategies_per_epoch(tmp_path, monkeypatch):
+    import allconv_zoo.transfer
+
+    drawn = []
+    real_plot_comparison = allconv_zoo.transfer.plot_comparison
+
+    def counting_plot_comparison(*args, **kwargs):
+        drawn.append(args[-1])
+        return real_plot_comparison(*args, **kwargs)
+
+    monkeypatch.setattr(allconv_zoo.transfer, "plot_comparison", counting_plot_comparison)
     run = make_run_folder_by_hand(tmp_path / "run", arch="all_cnn_c")
     results = load_results(run)
     results.update(tag="cifar100_class2", dataset="cifar100")
@@ -715,6 +725,7 @@ def test_transfer_card_shows_both_strategies_per_epoch(tmp_path):
     (card,) = regenerate_model_cards(tmp_path / "cards", [run])
     figure = card.parent / "comparison.png"
     assert figure.read_bytes().startswith(b"\x89PNG")
+    assert drawn == [figure], "staging a run draws its figure once"
     _assert_card_matches(card, results)
     # Re-rendering the staged folder from its own files keeps the figure and the link.
     figure.unlink()

@@ -461,6 +461,34 @@ def read_history(history: Path) -> dict[str, list[float]]:
     return columns
 
 
+def training_machines(results: dict[str, Any]) -> str:
+    """Where a run trained: its machine, or, for a run resumed on other machines or at another
+    precision, which epochs ran where and how fast (results.json's ``sessions``)."""
+    sessions = results.get("sessions") or []
+    if len({(s["machine"], s["precision"]) for s in sessions}) <= 1:
+        return results["machine"]
+    parts = []
+    for session in sessions:
+        epochs = session["last_epoch"] - session["first_epoch"] + 1
+        machine = session["machine"] or "a machine that was not recorded"
+        speed = f"{session['seconds'] / epochs:.0f} s/epoch"
+        precision = f"{session['precision']}, " if session["precision"] else ""
+        parts.append(
+            f"epochs {session['first_epoch']}-{session['last_epoch']} on {machine} "
+            f"({precision}{speed})"
+        )
+    return "; ".join(parts)
+
+
+def training_precisions(results: dict[str, Any]) -> str:
+    """The precision the epochs trained in; ``bf16+fp32`` (in session order) for a mixed run."""
+    sessions = results.get("sessions") or []
+    named = list(dict.fromkeys(s["precision"] for s in sessions if s["precision"]))
+    if len(named) > 1:
+        return "+".join(named)
+    return results.get("hyperparameters", {}).get("precision", "?")
+
+
 def final_train_accuracy(folder: str | Path) -> float | None:
     """The last epoch's train accuracy in percent, from ``history.csv``; None without one."""
     history = Path(folder) / HISTORY_NAME
@@ -501,7 +529,7 @@ def _shortfall(results: dict[str, Any], train_accuracy: float | None = None) -> 
     return (
         f"\n- {label}: {report - accuracy:.2f} points below the reproduction report's "
         f"{report:.2f}%, after {results['epochs']} epochs of the `{results['schedule']}` preset "
-        f"on {results['machine']}. {why}; {cure} will replace these under the same name."
+        f"on {training_machines(results)}. {why}; {cure} will replace these under the same name."
     )
 
 
@@ -658,7 +686,7 @@ the allconv_zoo package's fastai recipe. Test accuracy: **{accuracy:.2f}%**.
   `{results["schedule"]}`, {results["epochs"]} epoch{"s" if results["epochs"] != 1 else ""}.{base}
 - Data: {data_line}
 - How the data differ from the official release: {data_notes}
-- Machine: {results["machine"]}; wall time {results["wall_time_s"]:.0f} s,
+- Machine: {training_machines(results)}; wall time {results["wall_time_s"]:.0f} s,
   {results["images_per_second"]:.0f} training images per second.{resumed_note}
 - Software: {versions}
 

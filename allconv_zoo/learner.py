@@ -417,8 +417,15 @@ class Checkpoint(Callback):
 
     order = 90  # after the Recorder and CSVLogger have logged the epoch
 
-    def __init__(self, path: Path, config: dict[str, Any], start_epoch: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        config: dict[str, Any],
+        start_epoch: int = 0,
+        sessions: Sequence[dict[str, Any]] = (),
+    ) -> None:
         self.checkpoint_path, self.config, self.start_epoch = path, config, start_epoch
+        self.sessions = list(sessions)
 
     def after_epoch(self) -> None:
         if self.epoch < self.start_epoch:  # an epoch that SkipToEpoch passed over
@@ -433,6 +440,8 @@ class Checkpoint(Callback):
                 "opt": self.learn.opt.state_dict(),
                 "rng": _rng_state(),
                 "train_loader": self.learn.dls.train.state_dict(),
+                # Which machine and precision trained which epochs, for the run's card.
+                "sessions": self.sessions,
             },
             self.checkpoint_path,
         )
@@ -631,20 +640,43 @@ def _truncate_history(history: Path, epochs_done: int) -> None:
         csv.writer(file).writerows(kept)
 
 
-def history_seconds(history: Path) -> float:
-    """The summed ``time`` column of a run's history.csv (fastai's "mm:ss" or "h:mm:ss"); 0 if
-    there is no history yet."""
+def epoch_seconds(history: Path) -> list[float]:
+    """The ``time`` column of a run's history.csv (fastai's "mm:ss" or "h:mm:ss") in seconds,
+    one entry an epoch; empty if there is no history yet."""
     if not history.exists():
-        return 0.0
+        return []
     with history.open(newline="") as file:
         rows = list(csv.DictReader(file))
-    total = 0
+    times = []
     for row in rows:
         seconds = 0
         for part in row["time"].split(":"):
             seconds = 60 * seconds + int(part)
-        total += seconds
-    return float(total)
+        times.append(float(seconds))
+    return times
+
+
+def history_seconds(history: Path) -> float:
+    """The summed ``time`` column of a run's history.csv; 0 if there is no history yet."""
+    return sum(epoch_seconds(history))
+
+
+def sessions_with_epochs(
+    sessions: list[dict[str, Any]], epochs: int, history: Path
+) -> list[dict[str, Any]]:
+    """Each session's record with the epochs it trained (``first_epoch`` to ``last_epoch``,
+    counted from 1) and the seconds they took, from the history; sessions that trained no
+    epoch (one that only re-evaluated a finished checkpoint) are left out."""
+    times = epoch_seconds(history)
+    records = []
+    for index, session in enumerate(sessions):
+        first = session["first_epoch"]
+        last = sessions[index + 1]["first_epoch"] - 1 if index + 1 < len(sessions) else epochs
+        if last < first:
+            continue
+        seconds = sum(times[first - 1 : last])
+        records.append({**session, "last_epoch": last, "seconds": seconds})
+    return records
 
 
 def machine_description(device: torch.device) -> str:
@@ -774,7 +806,23 @@ def train_run(
         out_dir.mkdir(parents=True, exist_ok=True)
     start_epoch = checkpoint["epochs_done"] if checkpoint is not None else 0
     history_logger = ResumableCSVLogger("history.csv", append=resume, start_epoch=start_epoch)
-    checkpointer = Checkpoint(checkpoint_path, saved_config, start_epoch=start_epoch)
+    # A run resumed on another machine, or at another precision, trained its epochs at other
+    # speeds and in other arithmetic; each session is recorded so that the card can say so.
+    this_session = {
+        "first_epoch": start_epoch + 1,
+        "machine": machine_description(device),
+        "precision": precision,
+    }
+    earlier_sessions = []
+    if checkpoint is not None:
+        earlier_sessions = checkpoint.get("sessions") or [
+            # A checkpoint from before sessions were recorded.
+            {"first_epoch": 1, "machine": None, "precision": None}
+        ]
+    sessions = [*earlier_sessions, this_session]
+    checkpointer = Checkpoint(
+        checkpoint_path, saved_config, start_epoch=start_epoch, sessions=sessions
+    )
     writers = [history_logger, checkpointer] if rank == 0 else []
     callbacks: list[Callback] = [throughput, *writers, *extra_callbacks]
     learn = build_learner(
@@ -857,8 +905,9 @@ def train_run(
         "parameters": sum(p.numel() for p in learn.model.parameters()),
         "macs": count_macs(learn.model.float(), (data.train_images.shape[1], 32, 32)),
         "versions": library_versions(),
-        "machine": machine_description(device),
+        "machine": this_session["machine"],
         "device": str(device),
+        "sessions": sessions_with_epochs(sessions, config.epochs, out_dir / "history.csv"),
         **(results_extra or {}),
     }
     if write_outputs and rank == 0:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from allconv_zoo.hub import read_history
+from allconv_zoo.hub import read_history, training_machines, training_precisions
 from allconv_zoo.learner import save_figure
 from allconv_zoo.models import PAPER_NAMES
 from allconv_zoo.reference import (
@@ -120,8 +120,8 @@ def staged_results_table(cards_dir: str | Path) -> str:
             f"| `{Path(run['run_dir']).name}` | {run['test_accuracy']:.2f} "
             f"| {_number(report)} | {_number(paper)} "
             f"| {run['epochs']} | {run['schedule']} | {run['wall_time_s'] / run['epochs']:.0f} "
-            f"| {run.get('hyperparameters', {}).get('precision', '?')} "
-            f"| {run.get('machine', '?')} |"
+            f"| {training_precisions(run)} "
+            f"| {training_machines(run) if 'machine' in run else '?'} |"
         )
     return "\n".join(lines)
 

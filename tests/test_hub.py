@@ -681,6 +681,29 @@ def test_bf16_card_says_its_accuracy_is_the_fp32_weights(tmp_path):
     assert "bf16 autocast" in card.read_text()
 
 
+def test_card_and_results_table_say_which_epochs_ran_on_which_machine(tmp_path):
+    from allconv_zoo.tables import staged_results_table
+
+    run = make_run_folder_by_hand(tmp_path / "run", arch="cnn_a")
+    results = load_results(run)
+    results.update(epochs=3, resumed_at_epoch=2)
+    results["sessions"] = [
+        dict(first_epoch=1, last_epoch=2, seconds=160.0, machine="CPU fast", precision="bf16"),
+        dict(first_epoch=3, last_epoch=3, seconds=700.0, machine="CPU slow", precision="fp32"),
+    ]
+    (run / "results.json").write_text(json.dumps(results))
+    (card,) = regenerate_model_cards(tmp_path / "cards", [run])
+    where = "epochs 1-2 on CPU fast (bf16, 80 s/epoch); epochs 3-3 on CPU slow (fp32, 700 s/epoch)"
+    assert f"- Machine: {where}; wall time" in card.read_text()
+    row = staged_results_table(tmp_path / "cards").splitlines()[2]
+    assert row.endswith(f"| bf16+fp32 | {where} |")
+    # One machine throughout, as nearly every run: the card names it once.
+    results["sessions"][1].update(machine="CPU fast", precision="bf16")
+    (run / "results.json").write_text(json.dumps(results))
+    (card,) = regenerate_model_cards(tmp_path / "cards", [run])
+    assert f"- Machine: {results['machine']}; wall time" in card.read_text()
+
+
 def test_transfer_card_compares_with_the_report(tmp_path):
     run = make_run_folder_by_hand(tmp_path / "run", arch="all_cnn_c")
     results = load_results(run)

@@ -279,6 +279,14 @@ def test_resumed_run_ends_with_the_same_weights_as_an_unbroken_one(squares, tmp_
     resumed = train_run(config, squares, tmp_path / "broken", resume=True)
     assert 600 <= resumed["wall_time_s"] < 600 + unbroken["wall_time_s"] + 60
     assert resumed["resumed_at_epoch"] == 1
+    # Each session's epochs, machine and seconds, for a card to tell a run resumed elsewhere.
+    killed, finishing = resumed["sessions"]
+    assert (killed["first_epoch"], killed["last_epoch"], killed["seconds"]) == (1, 1, 600.0)
+    assert (finishing["first_epoch"], finishing["last_epoch"]) == (2, 3)
+    assert killed["machine"] == finishing["machine"] == resumed["machine"]
+    assert killed["precision"] == finishing["precision"] == "fp32"
+    (whole,) = unbroken["sessions"]
+    assert (whole["first_epoch"], whole["last_epoch"]) == (1, 3)
 
     a = load_file(tmp_path / "unbroken" / "model.safetensors")
     b = load_file(tmp_path / "broken" / "model.safetensors")
@@ -287,6 +295,20 @@ def test_resumed_run_ends_with_the_same_weights_as_an_unbroken_one(squares, tmp_
     assert resumed["test_accuracy"] == unbroken["test_accuracy"]
     history = (tmp_path / "broken" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 3 and history[0].startswith("epoch")
+
+
+def test_resuming_a_checkpoint_without_sessions_marks_its_machine_unknown(squares, tmp_path):
+    config = RunConfig(arch="cnn_a", epochs=2, bs=64, limit=128, precision="fp32")
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, squares, tmp_path / "run", extra_callbacks=[_KillAfterEpoch(0)])
+    path = tmp_path / "run" / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=False)
+    assert len(checkpoint.pop("sessions")) == 1  # as written before sessions were recorded
+    torch.save(checkpoint, path)
+    earlier, finishing = train_run(config, squares, tmp_path / "run", resume=True)["sessions"]
+    assert earlier["machine"] is None and earlier["precision"] is None
+    assert (earlier["first_epoch"], earlier["last_epoch"]) == (1, 1)
+    assert finishing["first_epoch"] == 2 and finishing["machine"]
 
 
 def test_resume_refuses_other_settings(squares, tmp_path):

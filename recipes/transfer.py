@@ -28,7 +28,7 @@ from pathlib import Path
 from train import add_data_and_device_arguments, positive_float, positive_int
 
 from allconv_zoo.data import DataNotFoundError, load_cifar100_subset
-from allconv_zoo.learner import RunError
+from allconv_zoo.learner import SCHEDULES, RunError
 from allconv_zoo.models import UnknownModelError, check_model_name
 from allconv_zoo.transfer import (
     STRATEGIES,
@@ -95,11 +95,12 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
         help="epochs of the transfer run that train the new head alone (default "
         f"{DEFAULT_FREEZE_EPOCHS}); scratch trains freeze-epochs + epochs, every layer",
     )
+    preset = SCHEDULES["fine_tune"]
     parser.add_argument(
-        "--lr", type=positive_float, help="peak learning rate of both runs (default 0.04)"
+        "--lr", type=positive_float, help=f"peak learning rate of both runs (default {preset.lr})"
     )
-    parser.add_argument("--bs", type=positive_int, help="batch size (default 256)")
-    parser.add_argument("--wd", type=float, help="weight decay (default 5e-4)")
+    parser.add_argument("--bs", type=positive_int, help=f"batch size (default {preset.bs})")
+    parser.add_argument("--wd", type=float, help=f"weight decay (default {preset.wd})")
     add_data_and_device_arguments(parser)
     parser.add_argument(
         "--strategies",
